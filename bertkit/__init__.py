@@ -19,6 +19,7 @@ from ._errors import (
 )
 from .checkpoint import load_encoder, load_pretrained, read_state_dict, save_pretrained
 from .config import BertConfig
+from .estimators import BertClassifier, BertEmbedder, BertRegressor, load
 from .heads import BertTaskModel, Head
 from .hookspecs import hookimpl
 from .modeling import BertModel, Output
@@ -28,13 +29,17 @@ from .tokenizer import BertTokenizer, load_tokenizer
 __version__ = "0.1.0"
 
 __all__ = [
+    "BertClassifier",
     "BertConfig",
+    "BertEmbedder",
+    "BertRegressor",
     "BertModel",
     "BertTaskModel",
     "BertTokenizer",
     "Head",
     "Output",
     "hookimpl",
+    "load",
     "load_encoder",
     "load_pretrained",
     "load_tokenizer",

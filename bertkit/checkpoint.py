@@ -8,9 +8,13 @@ A folder holds ``config.json`` and weights as ``model.safetensors``, a sharded
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import math
+import mmap
 import os
+import struct
 import warnings
 from pathlib import Path
 from typing import Any
@@ -25,7 +29,7 @@ from .heads import BertTaskModel
 from .modeling import BertModel
 from .sources import resolve_model
 
-__all__ = ["load_pretrained", "load_encoder", "save_pretrained", "read_state_dict"]
+__all__ = ["load_pretrained", "load_encoder", "load_state", "save_pretrained", "state_to_save", "read_state_dict"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +45,12 @@ _ENCODER_ROOTS = ("embeddings.", "encoder.", "pooler.")
 
 # --------------------------------------------------------------------- reading
 def read_state_dict(folder: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read every tensor of a checkpoint folder (safetensors preferred, then ``.bin``)."""
+    """Read every tensor of a checkpoint folder (safetensors preferred, then ``.bin``).
+
+    Files are read once per process: later calls for an unchanged file return the
+    same (memory-mapped, copy-on-write) tensors. Treat them as read-only; loading
+    them into a model copies them.
+    """
     folder = Path(folder)
     for name, reader in (
         (SAFE_WEIGHTS, _read_safetensors),
@@ -51,23 +60,68 @@ def read_state_dict(folder: str | os.PathLike) -> dict[str, torch.Tensor]:
     ):
         path = folder / name
         if path.is_file():
-            return reader(path)
+            stat = path.stat()
+            return _cached_read(str(path.resolve()), stat.st_mtime_ns, stat.st_size, reader)
     raise CheckpointError(
         f"No weights in {folder}: expected one of {SAFE_WEIGHTS}, {SAFE_INDEX}, "
         f"{TORCH_WEIGHTS} or {TORCH_INDEX}."
     )
 
 
-def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
+@functools.lru_cache(maxsize=4)
+def _cached_read(path: str, mtime_ns: int, size: int, reader) -> dict[str, torch.Tensor]:
+    return reader(Path(path))
 
-    try:
-        return load_file(str(path))
-    except Exception as err:  # safetensors raises its own error types
-        raise CheckpointError(
-            f"Could not read weights from {path}: {err}. The file is truncated or corrupt; "
+
+_SAFETENSORS_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
+    "U8": torch.uint8, "BOOL": torch.bool,
+}
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """Memory-map a safetensors file: tensors share the page cache until written to."""
+
+    def corrupt(reason: str) -> CheckpointError:
+        return CheckpointError(
+            f"Could not read weights from {path}: {reason}. The file is truncated or corrupt; "
             f"copy or save the checkpoint again."
-        ) from err
+        )
+
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+        if len(head) < 8:
+            raise corrupt("it is shorter than a safetensors header")
+        header_len = struct.unpack("<Q", head)[0]
+        if header_len > size - 8:
+            raise corrupt(f"its header claims {header_len} bytes but the file has {size}")
+        try:
+            header = json.loads(handle.read(header_len))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise corrupt(f"its header is not valid JSON ({err})") from err
+        data_start = 8 + header_len
+        buffer = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_COPY) if size > data_start else b""
+    tensors = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype = _SAFETENSORS_DTYPES[info["dtype"]]
+            begin, end = info["data_offsets"]
+            shape = tuple(info["shape"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise corrupt(f"tensor {name!r} has a malformed header entry ({err})") from err
+        count = math.prod(shape)
+        itemsize = torch.empty((), dtype=dtype).element_size()
+        if end - begin != count * itemsize or data_start + end > size:
+            raise corrupt(f"tensor {name!r} lies beyond the end of the file or has the wrong size")
+        if count == 0:
+            tensors[name] = torch.empty(shape, dtype=dtype)
+        else:
+            tensors[name] = torch.frombuffer(buffer, dtype=dtype, count=count, offset=data_start + begin).view(shape)
+    return tensors
 
 
 def _read_torch_bin(path: Path) -> dict[str, torch.Tensor]:
@@ -275,6 +329,17 @@ def _report(model, missing, unexpected, other_head, source) -> None:
 
 
 # --------------------------------------------------------------------- saving
+def state_to_save(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The tensors a checkpoint stores for ``model``: checkpoint key names, tied
+    weights once (as Hugging Face writes them), contiguous, on the CPU."""
+    aliases = _aliases(model)
+    return {
+        _to_checkpoint_key(key): tensor.detach().to("cpu").contiguous()
+        for key, tensor in model.state_dict().items()
+        if key not in aliases
+    }
+
+
 def save_pretrained(model: nn.Module, folder: str | os.PathLike, *, max_shard_size: int | None = None) -> Path:
     """Write ``config.json`` and the weights of ``model`` into ``folder`` (HF layout).
 
@@ -289,12 +354,7 @@ def save_pretrained(model: nn.Module, folder: str | os.PathLike, *, max_shard_si
     config.extras["architectures"] = [
         model.head.architecture if isinstance(model, BertTaskModel) else "BertModel"
     ]
-    aliases = _aliases(model)
-    tensors = {}
-    for key, tensor in model.state_dict().items():
-        if key in aliases:
-            continue
-        tensors[_to_checkpoint_key(key)] = tensor.detach().to("cpu").contiguous()
+    tensors = state_to_save(model)
     for stale in (SAFE_WEIGHTS, SAFE_INDEX, TORCH_WEIGHTS, TORCH_INDEX):
         (folder / stale).unlink(missing_ok=True)
     metadata = {"format": "pt"}

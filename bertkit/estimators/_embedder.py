@@ -1,0 +1,150 @@
+"""BertEmbedder: texts in, fixed-size vectors out (a scikit-learn transformer)."""
+
+from __future__ import annotations
+
+from numbers import Integral
+
+import numpy as np
+import torch
+from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from .._errors import InputError
+from ._base import COMMON_CONSTRAINTS, BertEstimatorBase
+
+__all__ = ["BertEmbedder"]
+
+_INFERENCE_PARAMS = (
+    "model", "max_length", "batch_size", "long_text", "stride", "window_pooling",
+    "attention", "device", "precision", "verbose",
+)
+
+
+class BertEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BertEstimatorBase):
+    """Encode texts (or text pairs) into vectors with a pretrained BERT.
+
+    ``fit`` loads the model (no training); ``transform`` returns one row per text.
+    Identical texts are encoded once.
+
+    Parameters
+    ----------
+    model : str or path, default="default"
+    pooling : {"mean", "cls", "max", "pooler"}, default="mean"
+        Masked mean or max over tokens, the first token's state, or BERT's pooler
+        (tanh layer on the first token; needs a checkpoint that has one).
+    normalize : bool, default=True
+        L2-normalise each vector (cosine similarity becomes a dot product).
+    layers : int, default=1
+        Average the last ``layers`` hidden layers before pooling.
+    max_length : int, default=256
+    batch_size : int, default=32
+        Inference batches hold up to ``batch_size * max_length`` tokens.
+    long_text : {"truncate", "window"}, default="truncate"
+    stride : int, default=32
+    window_pooling : {"mean", "max"}, default="mean"
+        How the vectors of one text's windows combine.
+    attention, device, precision, verbose
+        As in :class:`BertClassifier`.
+
+    Attributes
+    ----------
+    model_ : BertModel
+    tokenizer_ : BertTokenizer
+    embedding_dim_ : int
+
+    Examples
+    --------
+    >>> from bertkit import BertEmbedder
+    >>> emb = BertEmbedder().fit(["a"])  # doctest: +SKIP
+    >>> emb.transform(["A man plays guitar.", "Someone makes music."]).shape  # doctest: +SKIP
+    (2, 384)
+    """
+
+    _head = None
+    _parameter_constraints = {
+        **{k: COMMON_CONSTRAINTS[k] for k in _INFERENCE_PARAMS},
+        "pooling": [StrOptions({"mean", "cls", "max", "pooler"})],
+        "normalize": ["boolean"],
+        "layers": [Interval(Integral, 1, None, closed="left")],
+    }
+    _fitted_json = ("embedding_dim_", "_n_features_out")
+
+    def __init__(
+        self,
+        *,
+        model="default",
+        pooling="mean",
+        normalize=True,
+        layers=1,
+        max_length=256,
+        batch_size=32,
+        long_text="truncate",
+        stride=32,
+        window_pooling="mean",
+        attention="sdpa",
+        device="auto",
+        precision="auto",
+        verbose=False,
+    ):
+        self.model = model
+        self.pooling = pooling
+        self.normalize = normalize
+        self.layers = layers
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.long_text = long_text
+        self.stride = stride
+        self.window_pooling = window_pooling
+        self.attention = attention
+        self.device = device
+        self.precision = precision
+        self.verbose = verbose
+
+    def fit(self, X=None, y=None):
+        """Load the model and tokenizer (nothing is trained); returns self."""
+        self._validate_params()
+        if X is not None:
+            self._check_X(X, fit=True)
+        else:
+            self.n_text_columns_ = 1
+        folder = self._resolve_source()
+        self.tokenizer_ = self._load_tokenizer(folder)
+        self.model_ = self._new_model(folder).eval()
+        config = self.model_.config
+        if self.layers > config.num_hidden_layers:
+            raise InputError(
+                f"The 'layers' parameter of BertEmbedder ({self.layers}) exceeds the model's "
+                f"{config.num_hidden_layers} layers."
+            )
+        if self.pooling == "pooler" and self.model_.pooler is None:
+            raise InputError("pooling='pooler' needs a model with a pooler layer; use 'cls' or 'mean'.")
+        self.embedding_dim_ = config.hidden_size
+        self._n_features_out = config.hidden_size
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        """One vector per text: array of shape ``(n_texts, embedding_dim_)``."""
+        check_is_fitted(self, "model_")
+        texts = self._check_X(X, fit=False)
+        keys = texts.keys()
+        unique = {}
+        inverse = np.fromiter((unique.setdefault(k, len(unique)) for k in keys), dtype=np.int64, count=len(keys))
+        if len(unique) < len(keys):
+            texts = texts.take([keys.index(k) for k in unique])
+        extra = {"output_hidden_states": True} if self.layers > 1 else None
+        vectors = self._run(texts, self._pool, "transform", forward_kwargs=extra)
+        if self.normalize:
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return vectors[inverse]
+
+    def _pool(self, out, inputs) -> torch.Tensor:
+        if self.pooling == "pooler":
+            return out["pooler_output"]
+        hidden = out["last_hidden_state"] if self.layers == 1 else torch.stack(out["hidden_states"][-self.layers:]).mean(0)
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (b, s, 1)
+        if self.pooling == "mean":
+            return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return hidden.masked_fill(mask == 0, torch.finfo(hidden.dtype).min).amax(dim=1)

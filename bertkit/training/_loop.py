@@ -1,0 +1,244 @@
+"""One fit loop and one inference loop, shared by every estimator.
+
+The estimator supplies the tokenised examples, per-example targets and a loss
+function; the loop owns batching, the optimizer and schedule, mixed precision,
+early stopping with best-weight restore, history, progress bars and Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import math
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._batching import Encoded, aggregate_rows, inference_batches, train_batches
+from ._optim import freeze, linear_schedule, param_groups
+
+__all__ = ["TrainSettings", "FitResult", "fit", "predict_rows", "resolve_device", "autocast_dtype"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainSettings:
+    """Everything the fit loop needs to know besides the data."""
+
+    learning_rate: float = 5e-5
+    n_epochs: int = 3
+    batch_size: int = 32
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_grad_norm: float | None = 1.0
+    gradient_accumulation_steps: int = 1
+    layer_lr_decay: float = 1.0
+    freeze_embeddings: bool = False
+    freeze_layers: int = 0
+    n_iter_no_change: int | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    verbose: bool = False
+    random_state: int | None = None
+    window_pooling: str = "mean"
+
+
+@dataclass
+class FitResult:
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int | None = None
+    interrupted: bool = False
+    n_steps: int = 0
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; anything else as torch reads it."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device`` (None = plain fp32)."""
+    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
+        return None
+    if precision == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _progress(total: int, desc: str, verbose: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not verbose, leave=False, unit="batch")
+
+
+def fit(
+    model: nn.Module,
+    data: Encoded,
+    targets: torch.Tensor,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor],
+    settings: TrainSettings,
+    *,
+    output_fn: Callable[[Any, dict], torch.Tensor],
+    pad_id: int,
+    sample_weight: torch.Tensor | None = None,
+    evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
+    desc: str = "fit",
+) -> FitResult:
+    """Train ``model`` in place on ``data``; returns the history.
+
+    ``output_fn(model_outputs, inputs) -> (rows, ...)`` picks what the loss sees (e.g. the
+    logits); rows of one example (windows) are combined by ``settings.window_pooling``
+    before ``loss_fn(per_example_outputs, targets, weights)``. ``evaluate(model)``
+    (optional) returns ``{"valid_loss": ..., "valid_score": ...}`` after each epoch;
+    the best epoch by ``valid_score`` (higher is better) is restored at the end, and
+    training stops after ``n_iter_no_change`` epochs without improvement.
+    Ctrl-C stops training, restores the best weights so far and warns.
+    """
+    device = resolve_device(settings.device)
+    amp = autocast_dtype(device, settings.precision)
+    model.to(device)
+    freeze(model, embeddings=settings.freeze_embeddings, layers=settings.freeze_layers)
+    optimizer = torch.optim.AdamW(
+        param_groups(model, learning_rate=settings.learning_rate, weight_decay=settings.weight_decay,
+                     layer_lr_decay=settings.layer_lr_decay),
+        lr=settings.learning_rate, betas=(0.9, 0.999), eps=1e-8,
+    )
+    steps_per_epoch = math.ceil(math.ceil(data.n_examples / settings.batch_size)
+                                / settings.gradient_accumulation_steps)
+    total_steps = max(1, steps_per_epoch * settings.n_epochs)
+    scheduler = linear_schedule(optimizer, int(settings.warmup_ratio * total_steps), total_steps)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp is torch.float16)
+    rng = np.random.default_rng(settings.random_state)
+    example_lengths = data.example_lengths()
+    targets = targets.to(device)
+    weights = sample_weight.to(device) if sample_weight is not None else None
+
+    result = FitResult()
+    best_state, best_score, stale = None, -math.inf, 0
+    try:
+        for epoch in range(settings.n_epochs):
+            model.train()
+            started = time.perf_counter()
+            batches = train_batches(example_lengths, settings.batch_size, rng)
+            total_loss, seen = 0.0, 0
+            with _progress(len(batches), f"{desc} epoch {epoch + 1}/{settings.n_epochs}", settings.verbose) as bar:
+                for i, examples in enumerate(batches):
+                    rows, owner = data.rows_of(examples)
+                    inputs = data.collate(rows, pad_id, device)
+                    with _autocast(device, amp):
+                        outputs = output_fn(model(**inputs), inputs).float()
+                    if len(rows) != len(examples):  # windows: pool rows into their example
+                        outputs = aggregate_rows(outputs, torch.from_numpy(owner).to(device),
+                                                 len(examples), settings.window_pooling)
+                    index = torch.from_numpy(examples).to(device)
+                    loss = loss_fn(outputs, targets[index], None if weights is None else weights[index])
+                    scaler.scale(loss / settings.gradient_accumulation_steps).backward()
+                    last = i + 1 == len(batches)
+                    if (i + 1) % settings.gradient_accumulation_steps == 0 or last:
+                        if settings.max_grad_norm:
+                            scaler.unscale_(optimizer)
+                            nn.utils.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
+                        scaler.step(optimizer)
+                        scaler.update()
+                        optimizer.zero_grad(set_to_none=True)
+                        scheduler.step()
+                        result.n_steps += 1
+                    total_loss += float(loss.detach()) * len(examples)
+                    seen += len(examples)
+                    bar.update(1)
+                    if settings.verbose:
+                        bar.set_postfix(loss=f"{total_loss / seen:.4f}", refresh=False)
+            record = {"epoch": epoch + 1, "train_loss": total_loss / max(seen, 1)}
+            if evaluate is not None:
+                record.update(evaluate(model))
+            record["time_s"] = time.perf_counter() - started
+            result.history.append(record)
+            logger.info("%s epoch %d: %s", desc, epoch + 1,
+                        ", ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch"))
+            if evaluate is not None:
+                score = record.get("valid_score", -record.get("valid_loss", 0.0))
+                if score > best_score:
+                    best_score, stale, result.best_epoch = score, 0, epoch + 1
+                    best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                else:
+                    stale += 1
+                    if settings.n_iter_no_change is not None and stale >= settings.n_iter_no_change:
+                        logger.info("%s: no improvement for %d epochs, stopping", desc, stale)
+                        break
+    except KeyboardInterrupt:
+        result.interrupted = True
+        warnings.warn(
+            f"{desc} interrupted after {len(result.history)} complete epoch(s); keeping "
+            + ("the best weights so far." if best_state is not None else "the weights as they are."),
+            stacklevel=3,
+        )
+    finally:
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        del optimizer, scheduler, scaler, best_state
+        model.zero_grad(set_to_none=True)
+        for param in model.parameters():
+            param.requires_grad_(True)
+        model.eval()
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    return result
+
+
+@torch.inference_mode()
+def predict_rows(
+    model: nn.Module,
+    data: Encoded,
+    output_fn: Callable[[Any, dict], torch.Tensor],
+    *,
+    pad_id: int,
+    device: str | torch.device = "auto",
+    precision: str = "auto",
+    max_tokens: int = 8192,
+    max_batch: int = 256,
+    window_pooling: str = "mean",
+    verbose: bool = False,
+    desc: str = "predict",
+    forward_kwargs: dict | None = None,
+) -> np.ndarray:
+    """Run ``model`` over every row, longest first in token-budget batches, and return
+    ``output_fn(outputs, inputs)`` per example in input order (windows pooled)."""
+    device = resolve_device(device)
+    amp = autocast_dtype(device, precision)
+    model.to(device).eval()
+    lengths = data.lengths
+    result: np.ndarray | None = None
+    batches = list(inference_batches(lengths, max_tokens, max_batch))
+    with _progress(len(batches), desc, verbose) as bar:
+        for rows in batches:
+            inputs = data.collate(rows, pad_id, device)
+            with _autocast(device, amp):
+                values = output_fn(model(**inputs, **(forward_kwargs or {})), inputs)
+            values = values.float().cpu().numpy()
+            if result is None:
+                result = np.empty((len(lengths), *values.shape[1:]), dtype=np.float32)
+            result[rows] = values
+            bar.update(1)
+    if result is None:
+        raise ValueError("Nothing to predict: no rows.")
+    if len(result) == data.n_examples:
+        return result
+    pooled = aggregate_rows(torch.from_numpy(result), torch.from_numpy(data.owner), data.n_examples, window_pooling)
+    return pooled.numpy()
