@@ -18,6 +18,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from .._errors import InputError
 from ._base import COMMON_CONSTRAINTS, BertEstimatorBase
 from ._fitting import fit_head
+from ._input import _is_missing
 
 __all__ = ["BertClassifier"]
 
@@ -172,6 +173,7 @@ class BertClassifier(ClassifierMixin, BertEstimatorBase):
             self.classes_ = binarizer.classes_
             self.multilabel_ = True
             return indicator.astype(np.float32)
+        given = y
         y = np.asarray(y)
         if y.ndim == 2 and y.shape[1] == 1:
             y = y.ravel()
@@ -185,7 +187,8 @@ class BertClassifier(ClassifierMixin, BertEstimatorBase):
             self.classes_ = np.arange(y.shape[1])
             self.multilabel_ = True
             return y.astype(np.float32)
-        if y.dtype.kind == "f" and np.isnan(y).any() or any(v is None for v in y.tolist()):
+        # Look at the values as given: np.asarray turns NaN among strings into the label 'nan'.
+        if any(_is_missing(v) for v in np.asarray(given, dtype=object).ravel()):
             raise InputError(f"{name}: y contains missing values (None/NaN); every text needs a label.")
         kind = type_of_target(y)
         if kind not in ("binary", "multiclass"):
@@ -195,7 +198,7 @@ class BertClassifier(ClassifierMixin, BertEstimatorBase):
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
             raise InputError(
-                f"{name} needs at least 2 classes in y; got only {self.classes_[0]!r}. "
+                f"{name} needs at least 2 classes in y; got only {self.classes_.tolist()[0]!r}. "
                 f"A classifier cannot learn from a single class."
             )
         self.multilabel_ = False
@@ -288,7 +291,8 @@ class BertClassifier(ClassifierMixin, BertEstimatorBase):
 
     def predict(self, X) -> np.ndarray:
         """Labels (multi-label: a 0/1 indicator matrix in ``classes_`` order)."""
-        if getattr(self, "multilabel_", False):
+        check_is_fitted(self, "model_")
+        if self.multilabel_:
             return (self.predict_proba(X) >= self.thresholds_).astype(int)
         return self.classes_[self._logits(X).argmax(axis=1)]
 

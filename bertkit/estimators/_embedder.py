@@ -131,7 +131,9 @@ class BertEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BertEstima
         unique = {}
         inverse = np.fromiter((unique.setdefault(k, len(unique)) for k in keys), dtype=np.int64, count=len(keys))
         if len(unique) < len(keys):
-            texts = texts.take([keys.index(k) for k in unique])
+            where = np.empty(len(unique), dtype=np.int64)
+            where[inverse] = np.arange(len(keys))  # a row of each distinct text (not keys.index: O(n^2))
+            texts = texts.take(where)
         extra = {"output_hidden_states": True} if self.layers > 1 else None
         vectors = self._run(texts, self._pool, "transform", forward_kwargs=extra)
         if self.normalize:

@@ -1,0 +1,360 @@
+"""The training engine: batching, optimizer groups, freezing, the fit loop and the caches.
+
+Loop-level tests drive :func:`bertkit.training.fit` directly on a tiny model with
+scripted evaluation scores; estimator-level tests fit the tiny checkpoint of
+``estimator_fixtures``.
+"""
+
+# ruff: noqa: F811  (fixtures imported from estimator_fixtures are test arguments)
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from estimator_fixtures import (  # noqa: F401  (fixtures are used as test arguments)
+    FAST,
+    TINY_CONFIG,
+    one_torch_thread,
+    tiny_model_dir,
+    toy_data,
+)
+from sklearn.base import clone
+
+import bertkit
+from bertkit import BertClassifier, BertTaskModel
+from bertkit.estimators import _base, _fitting
+from bertkit.heads import SequenceClassificationHead
+from bertkit.training import (
+    Encoded,
+    TrainSettings,
+    aggregate_rows,
+    fit,
+    freeze,
+    inference_batches,
+    layer_index,
+    param_groups,
+    predict_rows,
+    train_batches,
+)
+
+
+def _clf(folder, **params):
+    return BertClassifier(model=folder, **{**FAST, **params})
+
+
+def _padding_waste(batches, lengths):
+    return sum(len(b) * lengths[b].max() - lengths[b].sum() for b in batches)
+
+
+# ============================================================== batching
+def test_train_batches_cover_every_index_once_in_length_groups():
+    lengths = np.random.default_rng(0).integers(1, 200, size=1000)
+    batches = train_batches(lengths, 16, np.random.default_rng(1))
+    assert all(1 <= len(b) <= 16 for b in batches)
+    np.testing.assert_array_equal(np.sort(np.concatenate(batches)), np.arange(1000))
+    random = np.array_split(np.random.default_rng(2).permutation(1000), math.ceil(1000 / 16))
+    assert _padding_waste(batches, lengths) < 0.1 * _padding_waste(random, lengths)
+    # The batch order is shuffled, not longest first.
+    longest = [lengths[b].max() for b in batches]
+    assert longest != sorted(longest, reverse=True) and longest != sorted(longest)
+
+
+def test_train_batches_are_reshuffled_every_epoch_and_seeded():
+    lengths = np.random.default_rng(0).integers(1, 50, size=300)
+    rng = np.random.default_rng(7)
+    first, second = train_batches(lengths, 8, rng), train_batches(lengths, 8, rng)
+    assert {frozenset(b.tolist()) for b in first} != {frozenset(b.tolist()) for b in second}
+    again = train_batches(lengths, 8, np.random.default_rng(7))
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+
+
+def test_inference_batches_respect_the_token_budget():
+    lengths = np.random.default_rng(0).integers(1, 60, size=500)
+    lengths[17] = 300  # longer than the budget: alone in its batch
+    batches = list(inference_batches(lengths, max_tokens=256, max_batch=8))
+    np.testing.assert_array_equal(np.sort(np.concatenate(batches)), np.arange(500))
+    for batch in batches:
+        assert len(batch) <= 8
+        assert len(batch) == 1 or len(batch) * lengths[batch].max() <= 256
+    assert [b.tolist() for b in batches if 17 in b] == [[17]]
+    order = np.concatenate(batches)
+    assert np.all(np.diff(lengths[order]) <= 0)  # longest first
+
+
+class _SumModel(torch.nn.Module):
+    """Returns, per row, the sum of its real token ids and its length (to check order and padding)."""
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        ids = (input_ids * attention_mask).sum(1).float()
+        return {"out": torch.stack([ids, attention_mask.sum(1).float()], dim=1)}
+
+
+def test_predict_rows_restores_input_order_and_pools_windows():
+    rng = np.random.default_rng(0)
+    rows = [rng.integers(1, 100, size=n).astype(np.int32) for n in rng.integers(2, 40, size=50)]
+    owner = np.repeat(np.arange(20), np.r_[np.ones(10, int), rng.integers(1, 5, size=10)][:20])
+    owner = np.sort(np.resize(owner, 50))
+    data = Encoded(input_ids=rows, token_type_ids=None, owner=owner, n_examples=int(owner.max()) + 1)
+    per_row = np.array([[r.sum(), len(r)] for r in rows], dtype=np.float32)
+    for how, reduce in (("mean", np.mean), ("max", np.max)):
+        got = predict_rows(_SumModel(), data, lambda out, inputs: out["out"], pad_id=0, device="cpu",
+                           max_tokens=64, window_pooling=how)
+        want = np.stack([reduce(per_row[owner == i], axis=0) for i in range(data.n_examples)])
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    one_per_example = Encoded(rows, None, np.arange(50), 50)
+    got = predict_rows(_SumModel(), one_per_example, lambda out, inputs: out["out"], pad_id=0,
+                       device="cpu", max_tokens=64)
+    np.testing.assert_allclose(got, per_row, rtol=1e-6)
+
+
+def test_aggregate_rows_rejects_unknown_pooling():
+    with pytest.raises(ValueError, match=r"Window aggregation must be 'mean' or 'max'. Got 'sum'"):
+        aggregate_rows(torch.ones(3, 2), torch.tensor([0, 0, 1]), 2, "sum")
+
+
+# ============================================================== optimizer groups and freezing
+def _tiny_task_model(num_labels=2):
+    torch.manual_seed(0)
+    config = bertkit.BertConfig(**TINY_CONFIG)
+    return BertTaskModel(config, SequenceClassificationHead, "sequence_classification", num_labels=num_labels)
+
+
+def test_param_groups_weight_decay_and_layer_lr_decay():
+    model = _tiny_task_model()
+    groups = param_groups(model, learning_rate=1e-3, weight_decay=0.1, layer_lr_decay=0.5)
+    group_of = {id(p): g for g in groups for p in g["params"]}
+    names = dict(model.named_parameters())
+    assert sum(len(g["params"]) for g in groups) == len(names) == len(group_of)
+    for name, param in names.items():
+        group = group_of[id(param)]
+        no_decay = name.endswith("bias") or "LayerNorm" in name
+        assert group["weight_decay"] == (0.0 if no_decay else 0.1), name
+    lr = {name: group_of[id(p)]["lr"] for name, p in names.items()}
+    # Depth 0 embeddings, 1..2 encoder layers, 3 pooler and head: lr * 0.5 ** (3 - depth).
+    assert lr["bert.embeddings.word_embeddings.weight"] == pytest.approx(1e-3 * 0.5**3)
+    assert lr["bert.embeddings.LayerNorm.weight"] == pytest.approx(1e-3 * 0.5**3)
+    assert lr["bert.encoder.layer.0.attention.self.query.weight"] == pytest.approx(1e-3 * 0.5**2)
+    assert lr["bert.encoder.layer.1.output.dense.bias"] == pytest.approx(1e-3 * 0.5)
+    assert lr["bert.pooler.dense.weight"] == pytest.approx(1e-3)
+    assert lr["head.classifier.weight"] == pytest.approx(1e-3)
+    assert group_of[id(names["bert.encoder.layer.1.output.LayerNorm.weight"])]["weight_decay"] == 0.0
+    assert group_of[id(names["bert.encoder.layer.1.output.dense.weight"])]["weight_decay"] == 0.1
+    flat = param_groups(model, learning_rate=1e-3, weight_decay=0.1, layer_lr_decay=1.0)
+    assert {g["lr"] for g in flat} == {1e-3}
+
+
+def test_layer_index():
+    assert layer_index("bert.embeddings.word_embeddings.weight", 12) == 0
+    assert layer_index("embeddings.position_embeddings.weight", 12) == 0
+    assert layer_index("bert.encoder.layer.0.output.dense.weight", 12) == 1
+    assert layer_index("encoder.layer.11.output.dense.weight", 12) == 12
+    assert layer_index("head.classifier.bias", 12) == 13
+
+
+def test_freeze_embeddings_and_first_layers():
+    model = _tiny_task_model()
+    freeze(model, embeddings=True, layers=1)
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert frozen == {n for n, _ in model.named_parameters()
+                      if n.startswith(("bert.embeddings.", "bert.encoder.layer.0."))}
+    groups = param_groups(model, learning_rate=1e-3, weight_decay=0.0, layer_lr_decay=1.0)
+    assert not any(p is q for g in groups for p in g["params"]
+                   for n, q in model.named_parameters() if n in frozen)
+
+
+def test_frozen_weights_are_unchanged_after_fit(tiny_model_dir, toy_data):
+    X, labels = toy_data
+    clf = _clf(tiny_model_dir, freeze_embeddings=True, freeze_layers=1, n_epochs=1).fit(X, labels)
+    start = bertkit.load_encoder(tiny_model_dir).state_dict()
+    after = clf.model_.bert.state_dict()
+    for name, tensor in start.items():
+        if name.startswith(("embeddings.", "encoder.layer.0.")):
+            assert torch.equal(after[name], tensor), name
+        elif name.endswith("weight"):
+            assert not torch.equal(after[name], tensor), name
+    assert all(p.requires_grad for p in clf.model_.parameters())  # the freeze is lifted after fit
+
+
+# ============================================================== the fit loop
+def _loop_data(n=40):
+    rng = np.random.default_rng(0)
+    rows = [np.r_[2, rng.integers(5, 40, size=int(k)), 3].astype(np.int32) for k in rng.integers(1, 10, size=n)]
+    data = Encoded(input_ids=rows, token_type_ids=None, owner=np.arange(n), n_examples=n)
+    return data, torch.as_tensor(rng.integers(0, 2, size=n))
+
+
+def _ce(logits, target, weight):
+    return F.cross_entropy(logits, target)
+
+
+def _logits(out, inputs):
+    return out["logits"]
+
+
+def test_fit_restores_the_best_epoch_and_stops_early():
+    model = _tiny_task_model()
+    data, targets = _loop_data()
+    scores = iter([0.2, 0.9, 0.5, 0.4, 0.95])
+    snapshots = []
+
+    def evaluate(m):
+        snapshots.append({k: v.detach().clone() for k, v in m.state_dict().items()})
+        return {"valid_loss": 1.0, "valid_score": next(scores)}
+
+    settings = TrainSettings(learning_rate=1e-3, n_epochs=5, batch_size=8, n_iter_no_change=2,
+                             device="cpu", random_state=0)
+    result = fit(model, data, targets, _ce, settings, output_fn=_logits, pad_id=0, evaluate=evaluate)
+    assert [h["epoch"] for h in result.history] == [1, 2, 3, 4]  # epochs 3 and 4 did not improve
+    assert [h["valid_score"] for h in result.history] == [0.2, 0.9, 0.5, 0.4]
+    assert result.best_epoch == 2 and not result.interrupted
+    assert not torch.equal(snapshots[1]["head.classifier.weight"], snapshots[3]["head.classifier.weight"])
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, snapshots[1][name]), name
+    assert not model.training
+
+
+def test_fit_counts_optimizer_steps_with_gradient_accumulation():
+    data, targets = _loop_data(40)  # 5 batches of 8 per epoch
+    for accumulate, steps_per_epoch in ((1, 5), (2, 3), (5, 1)):
+        model = _tiny_task_model()
+        before = model.head.classifier.weight.detach().clone()
+        settings = TrainSettings(learning_rate=1e-3, n_epochs=2, batch_size=8, device="cpu",
+                                 gradient_accumulation_steps=accumulate, random_state=0, warmup_ratio=0.0)
+        result = fit(model, data, targets, _ce, settings, output_fn=_logits, pad_id=0)
+        assert result.n_steps == 2 * steps_per_epoch
+        assert not torch.equal(before, model.head.classifier.weight)
+
+
+def test_estimator_gradient_accumulation(tiny_model_dir, toy_data, monkeypatch):
+    results = []
+    real = _fitting.fit
+
+    def spy(*args, **kwargs):
+        results.append(real(*args, **kwargs))
+        return results[-1]
+
+    monkeypatch.setattr(_fitting, "fit", spy)
+    X, labels = toy_data  # 36 texts: 5 batches of 8 per epoch
+    clf = _clf(tiny_model_dir, gradient_accumulation_steps=2, n_epochs=2).fit(X, labels)
+    assert results[0].n_steps == 2 * 3
+    assert len(clf.history_) == 2 and set(clf.predict(X)) <= {"neg", "pos"}
+
+
+def test_same_seed_same_model_other_seed_other_model(tiny_model_dir, toy_data):
+    X, labels = toy_data
+    rng_state = torch.random.get_rng_state()
+    first = _clf(tiny_model_dir, random_state=5).fit(X, labels).predict_proba(X)
+    assert torch.equal(torch.random.get_rng_state(), rng_state)  # fit leaves the global RNG alone
+    with torch.random.fork_rng():
+        torch.manual_seed(12345)  # nor does the global RNG's state matter to fit
+        second = _clf(tiny_model_dir, random_state=5).fit(X, labels).predict_proba(X)
+    assert np.array_equal(first, second)
+    other = _clf(tiny_model_dir, random_state=6).fit(X, labels).predict_proba(X)
+    assert not np.allclose(first, other, atol=1e-4)
+
+
+def test_early_stopping_in_an_estimator_keeps_the_best_epoch(tiny_model_dir, toy_data, monkeypatch):
+    snapshots = []
+    real = _fitting.predict_rows
+
+    def spy(model, *args, **kwargs):  # the per-epoch validation pass
+        snapshots.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(_fitting, "predict_rows", spy)
+    X, labels = toy_data
+    clf = _clf(tiny_model_dir, n_epochs=6, learning_rate=1e-2, validation_fraction=0.3, n_iter_no_change=1)
+    clf.fit(X, labels)
+    scores = [h["valid_score"] for h in clf.history_]
+    assert len(snapshots) == len(scores) <= 6
+    assert all({"valid_loss", "valid_score"} <= set(h) for h in clf.history_)
+    assert clf.best_epoch_ == 1 + int(np.argmax(scores))
+    if len(scores) < 6:  # stopped early: the last epoch did not improve on the best
+        assert scores[-1] <= max(scores[:-1])
+    for name, tensor in clf.model_.state_dict().items():
+        assert torch.equal(tensor, snapshots[clf.best_epoch_ - 1][name]), name
+
+
+def _interrupt_on_call(monkeypatch, n):
+    forward = BertTaskModel.forward
+    calls = {"n": 0}
+
+    def flaky(self, *args, **kwargs):
+        if self.training:
+            calls["n"] += 1
+            if calls["n"] == n:
+                raise KeyboardInterrupt
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(BertTaskModel, "forward", flaky)
+
+
+def test_ctrl_c_during_fit_warns_and_keeps_a_usable_model(tiny_model_dir, toy_data, monkeypatch):
+    X, labels = toy_data
+    _interrupt_on_call(monkeypatch, 3)  # in the first epoch (5 batches)
+    clf = _clf(tiny_model_dir, n_epochs=3)
+    with pytest.warns(UserWarning, match=r"BertClassifier.fit interrupted after 0 complete epoch\(s\); keeping the weights as they are"):
+        assert clf.fit(X, labels) is clf
+    assert clf.history_ == []
+    assert not clf.model_.training and all(p.requires_grad for p in clf.model_.parameters())
+    proba = clf.predict_proba(X)
+    assert proba.shape == (len(X), 2) and np.isfinite(proba).all()
+
+
+def test_ctrl_c_after_a_validated_epoch_keeps_the_best_weights(tiny_model_dir, toy_data, monkeypatch):
+    X, labels = toy_data
+    _interrupt_on_call(monkeypatch, 6)  # 25 training texts: 4 batches per epoch; stop in epoch 2
+    clf = _clf(tiny_model_dir, n_epochs=3, validation_fraction=0.3)
+    with pytest.warns(UserWarning, match=r"interrupted after 1 complete epoch\(s\); keeping the best weights so far"):
+        clf.fit(X, labels)
+    assert [h["epoch"] for h in clf.history_] == [1] and clf.best_epoch_ == 1
+    assert clf.predict(X).shape == (len(X),)
+
+
+# ============================================================== process-wide caches
+def test_weight_cache_is_shared_and_never_written(tiny_model_dir, toy_data):
+    X, labels = toy_data
+    cached = bertkit.read_state_dict(tiny_model_dir)
+    assert bertkit.read_state_dict(tiny_model_dir) is cached
+    before = {k: v.clone() for k, v in cached.items()}
+    clf = _clf(tiny_model_dir, n_epochs=1, learning_rate=1e-2)
+    fitted = clone(clf).fit(X, labels)
+    assert bertkit.read_state_dict(tiny_model_dir) is cached
+    for name, tensor in cached.items():
+        assert torch.equal(tensor, before[name]), name
+    trained = fitted.model_.bert.embeddings.word_embeddings.weight
+    assert trained.data_ptr() != cached["embeddings.word_embeddings.weight"].data_ptr()
+    assert not torch.equal(trained, cached["embeddings.word_embeddings.weight"])
+
+
+def test_tokenisation_cache_hits_on_a_second_fit(tiny_model_dir, monkeypatch):
+    calls = []
+    real = bertkit.BertTokenizer.__call__
+
+    def spy(self, text, *args, **kwargs):
+        calls.append(list(text))
+        return real(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(bertkit.BertTokenizer, "__call__", spy)
+    X = [f"cache {word} test" for word in ("good", "bad", "great", "awful", "dull", "fun")]
+    y = ["pos", "neg", "pos", "neg", "neg", "pos"]
+    first = _clf(tiny_model_dir, n_epochs=1).fit(X, y)
+    assert calls == [X]
+    calls.clear()
+    second = clone(first).fit(X, y)  # a grid search's next candidate
+    first.predict(X)
+    assert calls == []
+    assert second.tokenizer_ is first.tokenizer_
+    second.predict(X + ["cache novel test", "cache good test"])
+    assert calls == [["cache novel test"]]  # only the text never seen before
+    with_other_length = _clf(tiny_model_dir, n_epochs=1, max_length=9).fit(X, y)
+    assert len(calls) == 2 and with_other_length is not None  # another max_length: tokenised again
+
+
+def test_caches_clear():
+    _base.CACHES.clear()
+    assert not _base.CACHES.texts and not _base.CACHES.tokenizers
