@@ -1,5 +1,8 @@
+"""``python -m bertkit``: the same command line as ``bertkit``."""
+
 import sys
 
 from .cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())
