@@ -70,7 +70,8 @@ class BertClassifier(ClassifierMixin, BertEstimatorBase):
     device : str, default="auto"
         ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
     precision : {"auto", "fp32", "bf16", "fp16"}, default="auto"
-        Mixed precision on CUDA (``"auto"``: bf16 where supported, else fp16); fp32 on CPU.
+        ``"auto"``: bf16 autocast on CUDA where supported, else fp16 with a grad scaler;
+        plain fp32 on CPU. ``"bf16"``/``"fp16"`` autocast on any device; ``"fp32"`` never does.
     random_state : int, RandomState or None, default=None
         Fix it for identical results run to run (on CPU).
     verbose : bool or int, default=False
@@ -84,7 +85,14 @@ class BertClassifier(ClassifierMixin, BertEstimatorBase):
         The fine-tuned encoder and classification head.
     tokenizer_ : BertTokenizer
     history_ : list of dict
-        Per epoch: ``train_loss``, ``valid_loss``/``valid_score`` (with validation), ``time_s``.
+        Per epoch: ``epoch``, ``train_loss``, ``valid_loss``/``valid_score`` (with
+        validation), ``time_s``.
+    best_epoch_ : int or None
+        The epoch whose weights were kept (with validation), else None.
+    n_text_columns_ : int
+        1 for single texts, 2 for text pairs.
+    feature_names_in_ : ndarray
+        Column names, when X was a DataFrame.
     thresholds_ : ndarray or None
         Per-label thresholds (multi-label only).
     multilabel_ : bool

@@ -27,9 +27,11 @@ class BertRegressor(RegressorMixin, BertEstimatorBase):
     Attributes
     ----------
     n_outputs_ : int
+    y_ndim_ : int
+        1 or 2: the shape ``predict`` returns follows ``y``.
     y_mean_, y_scale_ : ndarray of shape (n_outputs,)
         Target standardisation.
-    model_, tokenizer_, history_, best_epoch_
+    model_, tokenizer_, history_, best_epoch_, n_text_columns_, feature_names_in_
         As in :class:`BertClassifier`.
 
     Examples
