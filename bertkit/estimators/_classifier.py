@@ -17,7 +17,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from .._errors import InputError
 from ._base import COMMON_CONSTRAINTS, BertEstimatorBase
-from ._fitting import fit_head
+from ._fitting import fit_head, weighted_mean
 from ._input import _is_missing
 
 __all__ = ["BertClassifier"]
@@ -255,9 +255,7 @@ class BertClassifier(ClassifierMixin, BertEstimatorBase):
                 losses = F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(dim=1)
             else:
                 losses = F.cross_entropy(logits, target, reduction="none")
-            if weight is None:
-                return losses.mean()
-            return (losses * weight).sum() / weight.sum().clamp(min=1e-12)
+            return weighted_mean(losses, weight)
 
         def score_fn(logits: np.ndarray, target: np.ndarray) -> float:
             if multilabel:

@@ -13,7 +13,7 @@ from .._errors import InputError
 from ..training import fit, predict_rows, resolve_device
 from ._input import TextColumns
 
-__all__ = ["fit_head", "HeadFit", "validation_split"]
+__all__ = ["fit_head", "HeadFit", "validation_split", "weighted_mean"]
 
 
 @dataclass
@@ -38,6 +38,13 @@ def validation_split(n: int, fraction: float | None, seed: int, stratify=None):
     except ValueError:  # a class too small to stratify
         train, valid = train_test_split(index, test_size=n_valid, random_state=seed % 2**32)
     return np.sort(train), np.sort(valid)
+
+
+def weighted_mean(losses: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """Mean of per-example losses, weighted by ``weight`` when given (normalised by its sum)."""
+    if weight is None:
+        return losses.mean()
+    return (losses * weight).sum() / weight.sum().clamp(min=1e-12)
 
 
 def _logits(out, inputs):

@@ -10,7 +10,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from .._errors import InputError
 from ._base import COMMON_CONSTRAINTS, BertEstimatorBase
-from ._fitting import fit_head
+from ._fitting import fit_head, weighted_mean
 
 __all__ = ["BertRegressor"]
 
@@ -126,9 +126,7 @@ class BertRegressor(RegressorMixin, BertEstimatorBase):
 
         def loss_fn(pred, target, weight):
             losses = ((pred.float() - target) ** 2).mean(dim=1)
-            if weight is None:
-                return losses.mean()
-            return (losses * weight).sum() / weight.sum().clamp(min=1e-12)
+            return weighted_mean(losses, weight)
 
         def score_fn(pred: np.ndarray, target: np.ndarray) -> float:
             if len(target) < 2:
