@@ -24,7 +24,7 @@ from ._errors import InputError
 from .attention import get_attention
 from .config import BertConfig
 
-__all__ = ["BertModel", "Output", "KVCache"]
+__all__ = ["BertModel", "Output", "KVCache", "Dropout"]
 
 # Per layer: (self_key, self_value) or (self_key, self_value, cross_key, cross_value),
 # each (b, h, length, d).
@@ -61,6 +61,22 @@ def _gelu_tanh(x: torch.Tensor) -> torch.Tensor:
     return F.gelu(x, approximate="tanh")
 
 
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` with a cheaper mask on CPU.
+
+    torch draws CPU dropout masks with ``bernoulli_``; a uniform draw compared with
+    ``p`` gives the same distribution at about half the cost (2 cores, BERT-sized
+    activations), which is 2-3 % of a fine-tuning step. Elsewhere (GPU, eval mode)
+    this is ``nn.Dropout``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or x.device.type != "cpu" or not 0.0 < self.p < 1.0 or self.inplace:
+            return super().forward(x)
+        keep = torch.empty_like(x).uniform_().ge_(self.p).mul_(1.0 / (1.0 - self.p))
+        return x * keep
+
+
 # --------------------------------------------------------------------- embeddings
 class Embeddings(nn.Module):
     """Word + (absolute) position + token-type embeddings, then LayerNorm and dropout."""
@@ -76,7 +92,7 @@ class Embeddings(nn.Module):
         self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(self, input_ids, token_type_ids, position_ids, inputs_embeds):
         if inputs_embeds is None:
@@ -111,7 +127,9 @@ class SelfAttention(nn.Module):
         return x.view(b, s, self.num_heads, self.head_dim).transpose(1, 2)
 
     def forward(self, hidden, bias, head_mask, need_weights, past=None, kv_source=None):
-        """``kv_source`` is the encoder output for cross-attention (None for self-attention)."""
+        """``kv_source``: where keys and values come from when not from ``hidden`` (the
+        encoder output for cross-attention, or the whole sequence when ``hidden`` holds
+        only the queries to compute)."""
         q = self._split(self.query(hidden))  # (b, h, s, d)
         if kv_source is not None and past is not None:
             k, v = past  # cross-attention keys/values never change while decoding
@@ -154,7 +172,7 @@ class AddNorm(nn.Module):
         super().__init__()
         self.dense = nn.Linear(in_features, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         return self.LayerNorm(self.dropout(self.dense(x)) + residual)
@@ -193,10 +211,20 @@ class Layer(nn.Module):
         self.intermediate = Intermediate(config)
         self.output = AddNorm(config, config.intermediate_size)
 
-    def forward(self, hidden, bias, head_mask, need_weights, past, encoder_hidden, encoder_bias):
-        hidden, probs, present = self.attention(
-            hidden, bias, head_mask, need_weights, past[:2] if past else None
-        )
+    def forward(self, hidden, bias, head_mask, need_weights, past, encoder_hidden, encoder_bias,
+                first_only=False):
+        """``first_only``: compute the output of the first position only (keys and values
+        still come from every position). Callers use it for the last layer when only the
+        pooler reads the result."""
+        if first_only:
+            source, hidden = hidden, hidden[:, :1]  # (b, 1, H)
+            if bias is not None and bias.shape[2] > 1:
+                bias = bias[:, :, :1]
+            hidden, probs, present = self.attention(hidden, bias, head_mask, need_weights, kv_source=source)
+        else:
+            hidden, probs, present = self.attention(
+                hidden, bias, head_mask, need_weights, past[:2] if past else None
+            )
         cross_probs = None
         if encoder_hidden is not None and hasattr(self, "crossattention"):
             hidden, cross_probs, cross_present = self.crossattention(
@@ -305,6 +333,7 @@ class BertModel(nn.Module):
         use_cache: bool | None = None,
         output_attentions: bool = False,
         output_hidden_states: bool = False,
+        first_token_only: bool = False,
     ) -> Output:
         """Run the encoder.
 
@@ -312,6 +341,12 @@ class BertModel(nn.Module):
         ``(b, k)`` or ``(b, s, k)`` with 1 for real tokens (``k`` counts cached tokens
         too); ``past_key_values`` from a previous decoder call continues it one or more
         tokens at a time. Returns an :class:`Output`.
+
+        ``first_token_only=True`` returns ``last_hidden_state`` for the first position
+        only, ``(b, 1, H)``: all a pooler-based head reads. The last layer then projects
+        queries, attention output and feed-forward for that position alone (keys and
+        values still see every token), about 1/7 less compute for a 6-layer model, with
+        identical results. Relative-position and decoder models compute the full layer.
         """
         config = self.config
         batch, seq, device = self._check_inputs(input_ids, inputs_embeds)
@@ -340,11 +375,14 @@ class BertModel(nn.Module):
         all_attn = [] if output_attentions else None
         all_cross = [] if output_attentions and encoder_hidden_states is not None else None
         presents = [] if use_cache else None
+        last = len(self.encoder.layer) - 1
+        trim_last = first_token_only and self._can_trim(output_attentions, output_hidden_states,
+                                                        encoder_hidden_states, past_key_values)
         for i, layer in enumerate(self.encoder.layer):
             past = past_key_values[i] if past_key_values else None
             hidden, probs, cross_probs, present = layer(
                 hidden, bias, head_masks[i], output_attentions, past,
-                encoder_hidden_states, encoder_bias,
+                encoder_hidden_states, encoder_bias, first_only=trim_last and i == last,
             )
             if output_hidden_states:
                 all_hidden.append(hidden)
@@ -355,6 +393,8 @@ class BertModel(nn.Module):
             if use_cache:
                 presents.append(present)
 
+        if first_token_only:
+            hidden = hidden[:, :1]
         return Output(
             last_hidden_state=hidden,
             pooler_output=self.pooler(hidden) if self.pooler is not None else None,
@@ -365,6 +405,13 @@ class BertModel(nn.Module):
         )
 
     # ----------------------------------------------------------------- helpers
+    def _can_trim(self, output_attentions, output_hidden_states, encoder_hidden, past) -> bool:
+        """Whether the last layer may compute the first position alone (see ``forward``)."""
+        config = self.config
+        return (config.position_embedding_type == "absolute" and not config.is_decoder
+                and not output_attentions and not output_hidden_states
+                and encoder_hidden is None and past is None)
+
     def _check_inputs(self, input_ids, inputs_embeds):
         if (input_ids is None) == (inputs_embeds is None):
             raise InputError("Pass exactly one of input_ids and inputs_embeds.")

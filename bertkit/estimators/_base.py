@@ -114,13 +114,17 @@ def _fingerprint(tokenizer) -> str:
 class BertEstimatorBase(BaseEstimator):
     """Shared machinery of bertkit estimators. Not for direct use.
 
-    Subclasses set ``_head`` (a registered head name, or None for the bare encoder)
-    and ``_fitted_json`` (fitted attributes that ``save`` writes to bertkit.json).
+    Subclasses set ``_head`` (a registered head name, or None for the bare encoder),
+    ``_fitted_json`` (fitted attributes that ``save`` writes to bertkit.json) and
+    optionally ``_forward_kwargs``.
     """
 
     _parameter_constraints: ClassVar[dict] = dict(COMMON_CONSTRAINTS)
     _head: ClassVar[str | None] = None
     _fitted_json: ClassVar[tuple[str, ...]] = ()
+    #: Passed to every model call in fit and predict; heads that read only the pooled
+    #: first token set ``{"first_token_only": True}`` (a cheaper last layer).
+    _forward_kwargs: ClassVar[dict] = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -280,7 +284,7 @@ class BertEstimatorBase(BaseEstimator):
             window_pooling=self.window_pooling,
             verbose=bool(self.verbose),
             desc=f"{type(self).__name__}.{desc}",
-            forward_kwargs=forward_kwargs,
+            forward_kwargs={**self._forward_kwargs, **(forward_kwargs or {})},
         )
 
     # ----------------------------------------------------------------- persistence

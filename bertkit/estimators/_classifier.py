@@ -106,6 +106,7 @@ class BertClassifier(ClassifierMixin, BertEstimatorBase):
     """
 
     _head = "sequence_classification"
+    _forward_kwargs = {"first_token_only": True}  # the head reads the pooled first token only
     _parameter_constraints = {
         **COMMON_CONSTRAINTS,
         "class_weight": [StrOptions({"balanced"}), dict, None],

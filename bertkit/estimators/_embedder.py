@@ -134,7 +134,10 @@ class BertEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BertEstima
             where = np.empty(len(unique), dtype=np.int64)
             where[inverse] = np.arange(len(keys))  # a row of each distinct text (not keys.index: O(n^2))
             texts = texts.take(where)
-        extra = {"output_hidden_states": True} if self.layers > 1 else None
+        if self.layers > 1:
+            extra = {"output_hidden_states": True}
+        else:  # cls and pooler read the first position only: skip the rest of the last layer
+            extra = {"first_token_only": self.pooling in ("cls", "pooler")}
         vectors = self._run(texts, self._pool, "transform", forward_kwargs=extra)
         if self.normalize:
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)

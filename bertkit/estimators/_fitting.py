@@ -91,6 +91,7 @@ def fit_head(
             logits = predict_rows(
                 model, valid, _logits, pad_id=pad_id, device=device, precision=est.precision,
                 max_tokens=est.batch_size * est.max_length, window_pooling=est.window_pooling,
+                forward_kwargs=est._forward_kwargs,
             )
             seen[len(seen) + 1] = logits
             loss = float(loss_fn(torch.from_numpy(logits), valid_target_tensor, None))
@@ -111,6 +112,7 @@ def fit_head(
             sample_weight=None if weights is None else torch.as_tensor(weights[train_idx], dtype=torch.float32),
             evaluate=evaluate,
             desc=f"{type(est).__name__}.fit",
+            forward_kwargs=est._forward_kwargs,
         )
     est.model_ = model
     est.tokenizer_ = tokenizer

@@ -42,6 +42,7 @@ class BertRegressor(RegressorMixin, BertEstimatorBase):
     """
 
     _head = "sequence_classification"
+    _forward_kwargs = {"first_token_only": True}  # the head reads the pooled first token only
     _parameter_constraints = dict(COMMON_CONSTRAINTS)
     _fitted_json = ("n_outputs_", "y_mean_", "y_scale_", "y_ndim_", "history_", "best_epoch_")
 

@@ -104,6 +104,7 @@ def fit(
     sample_weight: torch.Tensor | None = None,
     evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
     desc: str = "fit",
+    forward_kwargs: dict | None = None,
 ) -> FitResult:
     """Train ``model`` in place on ``data``; returns the history.
 
@@ -114,6 +115,7 @@ def fit(
     the best epoch by ``valid_score`` (higher is better) is restored at the end, and
     training stops after ``n_iter_no_change`` epochs without improvement.
     Ctrl-C stops training, restores the best weights so far and warns.
+    ``forward_kwargs`` go to every ``model(...)`` call (e.g. ``first_token_only=True``).
     """
     device = resolve_device(settings.device)
     amp = autocast_dtype(device, settings.precision)
@@ -150,7 +152,7 @@ def fit(
                     rows, owner = data.rows_of(examples)
                     inputs = data.collate(rows, pad_id, device)
                     with _autocast(device, amp):
-                        outputs = output_fn(model(**inputs), inputs).float()
+                        outputs = output_fn(model(**inputs, **(forward_kwargs or {})), inputs).float()
                     if len(rows) != len(examples):  # windows: pool rows into their example
                         outputs = aggregate_rows(outputs, torch.from_numpy(owner).to(device),
                                                  len(examples), settings.window_pooling)

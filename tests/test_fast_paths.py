@@ -1,0 +1,128 @@
+"""Shortcuts in the encoder that must not change results: ``first_token_only`` and the
+CPU dropout mask.
+
+The full forward is checked against transformers in test_parity.py; here each shortcut
+is checked against the full path, outputs and gradients, on tiny random models.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bertkit import BertConfig, BertModel, BertTaskModel
+from bertkit.config import POSITION_EMBEDDING_TYPES
+from bertkit.heads import MultipleChoiceHead, NextSentenceHead, SequenceClassificationHead
+from bertkit.modeling import Dropout
+
+TINY = dict(vocab_size=50, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+            intermediate_size=48, max_position_embeddings=40, type_vocab_size=2)
+
+
+def _batch(batch=4, seq=11, seed=0, three_d=False):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, TINY["vocab_size"], (batch, seq), generator=g)
+    lengths = torch.tensor([seq, 1, 5, seq - 2][:batch])  # one sequence of a single token
+    mask = (torch.arange(seq)[None, :] < lengths[:, None]).long()
+    types = (torch.arange(seq)[None, :] >= 3).long().expand(batch, seq)
+    if three_d:  # (b, s, k): each query sees a different, non-empty set of keys
+        mask = mask[:, None, :].expand(batch, seq, seq).clone()
+        mask[:, :, 0] = 1
+        mask[:, 2:, 1] = 0
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+
+
+def _model(head=None, seed=0, **config):
+    torch.manual_seed(seed)
+    cfg = BertConfig(**{**TINY, **config})
+    if head is None:
+        return BertModel(cfg)
+    return BertTaskModel(cfg, head, "h", **({"num_labels": 3} if head is SequenceClassificationHead else {}))
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+@pytest.mark.parametrize("position_embedding_type", POSITION_EMBEDDING_TYPES)
+@pytest.mark.parametrize("three_d", [False, True], ids=["2d_mask", "3d_mask"])
+def test_first_token_only_equals_full_forward(attention, position_embedding_type, three_d):
+    model = _model(position_embedding_type=position_embedding_type).eval()
+    model.set_attention(attention)
+    inputs = _batch(three_d=three_d)
+    head_mask = torch.tensor([1.0, 0.0, 1.0, 0.5])
+    with torch.no_grad():
+        full = model(**inputs, head_mask=head_mask)
+        short = model(**inputs, head_mask=head_mask, first_token_only=True)
+    assert short.last_hidden_state.shape == (4, 1, TINY["hidden_size"])
+    torch.testing.assert_close(short.last_hidden_state, full.last_hidden_state[:, :1], atol=1e-6, rtol=0)
+    torch.testing.assert_close(short.pooler_output, full.pooler_output, atol=1e-6, rtol=0)
+
+
+def test_first_token_only_skips_work_in_the_last_layer():
+    """The shortcut is real: the last layer's feed-forward sees one position per sequence."""
+    model = _model().eval()
+    seen = []
+    model.encoder.layer[-1].intermediate.register_forward_hook(lambda m, i, o: seen.append(o.shape))
+    with torch.no_grad():
+        model(**_batch(), first_token_only=True)
+    assert seen == [torch.Size([4, 1, TINY["intermediate_size"]])]
+
+
+@pytest.mark.parametrize("head", [SequenceClassificationHead, NextSentenceHead])
+def test_first_token_only_gives_the_same_gradients(head):
+    model = _model(head, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0).train()
+    inputs = _batch()
+    grads = []
+    for first in (False, True):
+        model.zero_grad(set_to_none=True)
+        model(**inputs, first_token_only=first).logits.pow(2).sum().backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        torch.testing.assert_close(grads[1][name], grads[0][name], atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_first_token_only_multiple_choice():
+    model = _model(MultipleChoiceHead).eval()
+    ids = torch.randint(1, TINY["vocab_size"], (2, 3, 7))
+    with torch.no_grad():
+        full = model(input_ids=ids).logits
+        short = model(input_ids=ids, first_token_only=True).logits
+    torch.testing.assert_close(short, full, atol=1e-6, rtol=0)
+
+
+def test_first_token_only_decoder_and_hidden_states_still_exact():
+    """Where the last layer cannot be trimmed, the output is still the first position."""
+    model = _model(is_decoder=True).eval()
+    inputs = _batch()
+    with torch.no_grad():
+        full = model(**inputs)
+        short = model(**inputs, first_token_only=True)
+        states = model(**inputs, first_token_only=True, output_hidden_states=True)
+    torch.testing.assert_close(short.last_hidden_state, full.last_hidden_state[:, :1])
+    assert states.hidden_states[-1].shape[1] == inputs["input_ids"].shape[1]
+
+
+# --------------------------------------------------------------------- dropout
+def test_dropout_drops_the_right_fraction_and_rescales():
+    torch.manual_seed(0)
+    layer = Dropout(0.1).train()
+    x = torch.ones(400, 1000, requires_grad=True)
+    y = layer(x)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - 0.9) < 0.003
+    torch.testing.assert_close(y[kept], torch.full_like(y[kept], 1 / 0.9))
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, y.detach())  # d(x * mask)/dx = mask
+    assert not torch.equal(layer(x), layer(x))  # a new mask every call
+
+
+def test_dropout_is_identity_in_eval_and_follows_the_seed():
+    layer = Dropout(0.3)
+    x = torch.randn(50, 20)
+    assert torch.equal(layer.eval()(x), x)
+    layer.train()
+    torch.manual_seed(4)
+    a = layer(x)
+    torch.manual_seed(4)
+    assert torch.equal(layer(x), a)
+    assert torch.equal(Dropout(0.0).train()(x), x)
+    assert torch.count_nonzero(Dropout(1.0).train()(x)) == 0
