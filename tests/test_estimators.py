@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -194,6 +195,7 @@ def test_not_fitted_error(cls, method, tmp_path):
         (BertRegressor, {"learning_rate": 0.0}, "learning_rate", "Got 0.0"),
         (BertRegressor, {"validation_fraction": 1.0}, "validation_fraction", "Got 1.0"),
         (BertRegressor, {"warmup_ratio": 2}, "warmup_ratio", "Got 2"),
+        (BertClassifier, {"n_epochs": 0}, "n_epochs", "Got 0"),
     ],
 )
 def test_invalid_params_name_the_parameter(cls, params, name, got, toy_data):
@@ -338,8 +340,9 @@ def test_load_restores_params_and_fitted_attributes(fitted, tmp_path):
     for cls, est in fitted.items():
         loaded = bertkit.load(est.save(tmp_path / cls.__name__))
         assert type(loaded) is cls
-        # A path-like model source comes back as its string.
-        assert loaded.get_params() == {**est.get_params(), "model": str(est.model)}
+        assert isinstance(est.model, Path)
+        assert loaded.get_params() == est.get_params()
+        assert type(loaded.model) is type(est.model)  # a Path comes back a Path, not a str
         for attr in cls._fitted_json:
             want, got = getattr(est, attr), getattr(loaded, attr)
             if isinstance(want, np.ndarray):

@@ -229,6 +229,32 @@ def test_fit_counts_optimizer_steps_with_gradient_accumulation():
         assert not torch.equal(before, model.head.classifier.weight)
 
 
+def test_a_short_accumulation_group_averages_its_own_batches(monkeypatch):
+    """5 batches of 8 with groups of 8 make one group of 5: its gradient must be the mean
+    over those 5 batches, i.e. that of one batch of 40 (not 5/8 of it)."""
+    from bertkit.training import _loop
+
+    data, targets = _loop_data(40)
+    grads = []
+    real_clip = _loop.nn.utils.clip_grad_norm_
+
+    def capture(params, *args, **kwargs):
+        params = list(params)
+        grads.append(torch.cat([p.grad.flatten() for p in params if p.grad is not None]).clone())
+        return real_clip(params, *args, **kwargs)
+
+    monkeypatch.setattr(_loop.nn.utils, "clip_grad_norm_", capture)
+    for batch_size, accumulate in ((8, 8), (40, 1)):
+        torch.manual_seed(0)  # no dropout: both runs compute the same function
+        config = bertkit.BertConfig(**{**TINY_CONFIG, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0})
+        model = BertTaskModel(config, SequenceClassificationHead, "sequence_classification", num_labels=2)
+        settings = TrainSettings(learning_rate=1e-3, n_epochs=1, batch_size=batch_size, device="cpu",
+                                 gradient_accumulation_steps=accumulate, random_state=0)
+        fit(model, data, targets, _ce, settings, output_fn=_logits, pad_id=0)
+    assert len(grads) == 2
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-6, rtol=1e-4)
+
+
 def test_estimator_gradient_accumulation(tiny_model_dir, toy_data, monkeypatch):
     results = []
     real = _fitting.fit

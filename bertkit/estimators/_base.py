@@ -48,7 +48,7 @@ COMMON_CONSTRAINTS: dict[str, list] = {
     "max_length": [Interval(Integral, 8, None, closed="left")],
     "batch_size": [Interval(Integral, 1, None, closed="left")],
     "learning_rate": [Interval(Real, 0, None, closed="neither")],
-    "n_epochs": [Interval(Integral, 0, None, closed="left")],
+    "n_epochs": [Interval(Integral, 1, None, closed="left")],
     "weight_decay": [Interval(Real, 0, None, closed="left")],
     "warmup_ratio": [Interval(Real, 0, 1, closed="both")],
     "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
@@ -207,7 +207,7 @@ class BertEstimatorBase(BaseEstimator):
             precision=self.precision,
             verbose=bool(self.verbose),
             random_state=seed,
-            window_pooling=self.window_pooling,
+            window_pooling=getattr(self, "window_pooling", "mean"),
         )
 
     # ----------------------------------------------------------------- tokenisation
@@ -394,7 +394,7 @@ def _to_json(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, os.PathLike):
-        return os.fspath(value)
+        return {"__path__": os.fspath(value)}
     if isinstance(value, np.random.RandomState):
         return None
     if isinstance(value, dict):
@@ -408,6 +408,8 @@ def _from_json(value: Any) -> Any:
     if isinstance(value, dict) and "__ndarray__" in value:
         dtype = value["dtype"]
         return np.asarray(value["__ndarray__"], dtype=object if dtype == "object" else dtype)
+    if isinstance(value, dict) and "__path__" in value:
+        return Path(value["__path__"])
     if isinstance(value, dict) and "__dict__" in value:
         return {_hashable(_from_json(k)): _from_json(v) for k, v in value["__dict__"]}
     if isinstance(value, list):

@@ -95,26 +95,32 @@ def _progress(total: int, desc: str, verbose: bool):
 def fit(
     model: nn.Module,
     data: Encoded,
-    targets: torch.Tensor,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor],
+    targets: torch.Tensor | None,
+    loss_fn: Callable[[Any, Any, torch.Tensor | None], torch.Tensor],
     settings: TrainSettings,
     *,
-    output_fn: Callable[[Any, dict], torch.Tensor],
+    output_fn: Callable[[Any, dict], Any],
     pad_id: int,
     sample_weight: torch.Tensor | None = None,
     evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
     desc: str = "fit",
     forward_kwargs: dict | None = None,
+    prepare_batch: Callable[[dict, np.ndarray], tuple[dict, Any]] | None = None,
 ) -> FitResult:
     """Train ``model`` in place on ``data``; returns the history.
 
-    ``output_fn(model_outputs, inputs) -> (rows, ...)`` picks what the loss sees (e.g. the
-    logits); rows of one example (windows) are combined by ``settings.window_pooling``
-    before ``loss_fn(per_example_outputs, targets, weights)``. ``evaluate(model)``
-    (optional) returns ``{"valid_loss": ..., "valid_score": ...}`` after each epoch;
-    the best epoch by ``valid_score`` (higher is better) is restored at the end, and
-    training stops after ``n_iter_no_change`` epochs without improvement.
-    Ctrl-C stops training, restores the best weights so far and warns.
+    Per batch of examples: their rows are padded into ``inputs``;
+    ``prepare_batch(inputs, examples) -> (inputs, batch_targets)`` (optional; default
+    ``targets[examples]``) may rewrite the inputs and make the targets (MLM masking,
+    shifted LM labels, reshaping choices); ``output_fn(model_outputs, inputs)`` picks
+    what the loss sees (e.g. the logits). When that has one row per input row and an
+    example has several rows (windows), rows are combined by ``settings.window_pooling``.
+    Then ``loss_fn(outputs, batch_targets, weights)``.
+
+    ``evaluate(model)`` (optional) returns ``{"valid_loss": ..., "valid_score": ...}``
+    after each epoch; the best epoch by ``valid_score`` (higher is better) is restored
+    at the end, and training stops after ``n_iter_no_change`` epochs without
+    improvement. Ctrl-C stops training, restores the best weights so far and warns.
     ``forward_kwargs`` go to every ``model(...)`` call (e.g. ``first_token_only=True``).
     """
     device = resolve_device(settings.device)
@@ -136,7 +142,7 @@ def fit(
     scaler = torch.amp.GradScaler(device.type, enabled=amp is torch.float16)
     rng = np.random.default_rng(settings.random_state)
     example_lengths = data.example_lengths()
-    targets = targets.to(device)
+    targets = targets.to(device) if targets is not None else None
     weights = sample_weight.to(device) if sample_weight is not None else None
 
     result = FitResult()
@@ -151,14 +157,22 @@ def fit(
                 for i, examples in enumerate(batches):
                     rows, owner = data.rows_of(examples)
                     inputs = data.collate(rows, pad_id, device)
+                    index = torch.from_numpy(examples).to(device)
+                    if prepare_batch is None:
+                        batch_targets = targets[index]
+                    else:
+                        inputs, batch_targets = prepare_batch(inputs, examples)
                     with _autocast(device, amp):
-                        outputs = output_fn(model(**inputs, **(forward_kwargs or {})), inputs).float()
-                    if len(rows) != len(examples):  # windows: pool rows into their example
+                        outputs = _to_float(output_fn(model(**inputs, **(forward_kwargs or {})), inputs))
+                    if len(rows) != len(examples) and _rows(outputs) == len(rows):  # windows: pool
                         outputs = aggregate_rows(outputs, torch.from_numpy(owner).to(device),
                                                  len(examples), settings.window_pooling)
-                    index = torch.from_numpy(examples).to(device)
-                    loss = loss_fn(outputs, targets[index], None if weights is None else weights[index])
-                    scaler.scale(loss / settings.gradient_accumulation_steps).backward()
+                    loss = loss_fn(outputs, batch_targets, None if weights is None else weights[index])
+                    # Each batch's share of its accumulation group; the last group of an
+                    # epoch may be shorter, and still averages over its own batches.
+                    group_start = i - i % settings.gradient_accumulation_steps
+                    group_size = min(settings.gradient_accumulation_steps, len(batches) - group_start)
+                    scaler.scale(loss / group_size).backward()
                     last = i + 1 == len(batches)
                     if (i + 1) % settings.gradient_accumulation_steps == 0 or last:
                         if settings.max_grad_norm:
@@ -212,6 +226,17 @@ def fit(
     return result
 
 
+def _to_float(outputs):
+    """fp32 copies of a tensor or of each tensor in a tuple (autocast may give half precision)."""
+    if isinstance(outputs, tuple):
+        return tuple(o.float() for o in outputs)
+    return outputs.float()
+
+
+def _rows(outputs) -> int:
+    return (outputs[0] if isinstance(outputs, tuple) else outputs).shape[0]
+
+
 @torch.inference_mode()
 def predict_rows(
     model: nn.Module,
@@ -227,27 +252,43 @@ def predict_rows(
     verbose: bool = False,
     desc: str = "predict",
     forward_kwargs: dict | None = None,
-) -> np.ndarray:
+    prepare_inputs: Callable[[dict], dict] | None = None,
+    ragged: bool = False,
+) -> np.ndarray | list[np.ndarray]:
     """Run ``model`` over every row, longest first in token-budget batches, and return
-    ``output_fn(outputs, inputs)`` per example in input order (windows pooled)."""
+    ``output_fn(outputs, inputs)`` per example in input order (windows pooled).
+
+    ``prepare_inputs(inputs) -> inputs`` (optional) rewrites each padded batch before
+    the model sees it. With ``ragged=True``, ``output_fn`` gives per-token values
+    ``(rows, seq, ...)`` and the result is a list with one ``(row_length, ...)`` array
+    per row, in row order (windows are not pooled: the caller stitches them).
+    """
     device = resolve_device(device)
     amp = autocast_dtype(device, precision)
     model.to(device).eval()
     lengths = data.lengths
-    result: np.ndarray | None = None
+    result: np.ndarray | list | None = [None] * len(lengths) if ragged else None
     batches = list(inference_batches(lengths, max_tokens, max_batch))
+    if not batches:
+        raise ValueError("Nothing to predict: no rows.")
     with _progress(len(batches), desc, verbose) as bar:
         for rows in batches:
             inputs = data.collate(rows, pad_id, device)
+            if prepare_inputs is not None:
+                inputs = prepare_inputs(inputs)
             with _autocast(device, amp):
                 values = output_fn(model(**inputs, **(forward_kwargs or {})), inputs)
             values = values.float().cpu().numpy()
-            if result is None:
-                result = np.empty((len(lengths), *values.shape[1:]), dtype=np.float32)
-            result[rows] = values
+            if ragged:
+                for i, row in enumerate(rows):
+                    result[row] = values[i, :lengths[row]].copy()
+            else:
+                if result is None:
+                    result = np.empty((len(lengths), *values.shape[1:]), dtype=np.float32)
+                result[rows] = values
             bar.update(1)
-    if result is None:
-        raise ValueError("Nothing to predict: no rows.")
+    if ragged:
+        return result
     if len(result) == data.n_examples:
         return result
     pooled = aggregate_rows(torch.from_numpy(result), torch.from_numpy(data.owner), data.n_examples, window_pooling)
