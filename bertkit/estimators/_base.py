@@ -202,7 +202,7 @@ class BertEstimatorBase(BaseEstimator):
             layer_lr_decay=self.layer_lr_decay,
             freeze_embeddings=self.freeze_embeddings,
             freeze_layers=self.freeze_layers,
-            n_iter_no_change=self.n_iter_no_change,
+            n_iter_no_change=getattr(self, "n_iter_no_change", None),
             device=self.device,
             precision=self.precision,
             verbose=bool(self.verbose),
