@@ -46,10 +46,14 @@ class Head(nn.Module):
         (so ``AutoModelFor...`` picks the right class).
     uses_pooler : bool
         Whether the encoder needs its pooler for this head.
+    head_inputs : tuple of str
+        Names of extra model inputs this head reads (the encoder never sees them).
     """
 
     architecture: ClassVar[str] = "BertModel"
     uses_pooler: ClassVar[bool] = True
+    #: Inputs the head reads itself; :class:`BertTaskModel` keeps them from the encoder.
+    head_inputs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: BertConfig):
         super().__init__()
@@ -113,6 +117,16 @@ class _MLMHeads(nn.Module):
             self.seq_relationship = nn.Linear(config.hidden_size, 2)
 
 
+def _lm_logits(predictions: nn.Module, hidden: torch.Tensor, inputs: dict) -> torch.Tensor:
+    """Vocabulary logits at every position ``(b, s, V)``, or only where the optional
+    ``masked_positions`` input ``(b, s)`` is true ``(n_true, V)``: the vocabulary
+    projection dominates an MLM step, and the loss needs only the masked positions."""
+    positions = inputs.get("masked_positions")
+    if positions is not None:
+        hidden = hidden[positions.to(device=hidden.device, dtype=torch.bool)]  # (n, H)
+    return predictions(hidden)
+
+
 class _LMHead(Head):
     """Shared by the heads that predict tokens: ties the decoder to the word embeddings."""
 
@@ -151,6 +165,7 @@ class PreTrainingHead(_LMHead):
 
     architecture = "BertForPreTraining"
     uses_pooler = True
+    head_inputs = ("masked_positions",)
 
     def __init__(self, config: BertConfig):
         super().__init__(config)
@@ -158,23 +173,24 @@ class PreTrainingHead(_LMHead):
 
     def forward(self, outputs, inputs):
         return {
-            "prediction_logits": self.cls.predictions(outputs.last_hidden_state),
+            "prediction_logits": _lm_logits(self.cls.predictions, outputs.last_hidden_state, inputs),
             "seq_relationship_logits": self.cls.seq_relationship(outputs.pooler_output),
         }
 
 
 class MaskedLMHead(_LMHead):
-    """Vocabulary logits at every position (fill-mask)."""
+    """Vocabulary logits at every position (fill-mask), or at ``masked_positions`` only."""
 
     architecture = "BertForMaskedLM"
     uses_pooler = False
+    head_inputs = ("masked_positions",)
 
     def __init__(self, config: BertConfig):
         super().__init__(config)
         self.cls = _MLMHeads(config, mlm=True, nsp=False)
 
     def forward(self, outputs, inputs):
-        return {"logits": self.cls.predictions(outputs.last_hidden_state)}
+        return {"logits": _lm_logits(self.cls.predictions, outputs.last_hidden_state, inputs)}
 
 
 class CausalLMHead(MaskedLMHead):
@@ -341,7 +357,8 @@ class BertTaskModel(nn.Module):
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, **kwargs) -> Output:
         inputs = dict(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, **kwargs)
-        encoder_inputs = self.head.prepare_inputs(inputs)
+        encoder_inputs = {name: value for name, value in self.head.prepare_inputs(inputs).items()
+                          if name not in self.head.head_inputs}
         outputs = self.bert(**encoder_inputs)
         outputs.update(self.head(outputs, inputs))
         return outputs

@@ -126,3 +126,20 @@ def test_dropout_is_identity_in_eval_and_follows_the_seed():
     assert torch.equal(layer(x), a)
     assert torch.equal(Dropout(0.0).train()(x), x)
     assert torch.count_nonzero(Dropout(1.0).train()(x)) == 0
+
+
+# --------------------------------------------------------------------- masked positions
+@pytest.mark.parametrize("head_name", ["masked_lm", "pretraining"])
+def test_masked_positions_give_the_full_logits_at_those_positions(head_name):
+    from bertkit.heads import BUILTIN_HEADS
+
+    model = _model(BUILTIN_HEADS[head_name]).eval()
+    inputs = _batch()
+    positions = torch.zeros_like(inputs["input_ids"], dtype=torch.bool)
+    positions[0, 3], positions[2, 0], positions[2, 4] = True, True, True
+    key = "logits" if head_name == "masked_lm" else "prediction_logits"
+    with torch.no_grad():
+        full = model(**inputs)[key]
+        short = model(**inputs, masked_positions=positions)[key]
+    assert short.shape == (3, TINY["vocab_size"])
+    torch.testing.assert_close(short, full[positions], atol=1e-6, rtol=0)

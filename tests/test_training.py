@@ -255,6 +255,29 @@ def test_a_short_accumulation_group_averages_its_own_batches(monkeypatch):
     torch.testing.assert_close(grads[0], grads[1], atol=1e-6, rtol=1e-4)
 
 
+def test_epoch_data_replaces_the_data_from_the_second_epoch():
+    data, targets = _loop_data(24)
+    other, other_targets = _loop_data(24)
+    other.input_ids = [np.r_[ids[:1], ids[1:] + 1] for ids in other.input_ids]  # other tokens
+    seen_epochs, seen_ids = [], []
+
+    def epoch_data(epoch):
+        seen_epochs.append(epoch)
+        return other, other_targets
+
+    def output_fn(out, inputs):
+        seen_ids.append(inputs["input_ids"])
+        return out["logits"]
+
+    settings = TrainSettings(learning_rate=1e-3, n_epochs=3, batch_size=24, device="cpu", random_state=0)
+    fit(_tiny_task_model(), data, targets, _ce, settings, output_fn=output_fn, pad_id=0,
+        epoch_data=epoch_data)
+    assert seen_epochs == [1, 2]
+    firsts = [sorted(ids[:, 1].tolist()) for ids in seen_ids]  # one batch per epoch
+    assert firsts[0] == sorted(int(ids[1]) for ids in data.input_ids)
+    assert firsts[1] == firsts[2] == sorted(int(ids[1]) for ids in other.input_ids)
+
+
 def test_estimator_gradient_accumulation(tiny_model_dir, toy_data, monkeypatch):
     results = []
     real = _fitting.fit

@@ -92,6 +92,7 @@ def train_model(
     head_options: dict | None = None,
     output_fn: Callable = _logits,
     prepare_batch: Callable | None = None,
+    epoch_data: Callable | None = None,
     sample_weight: torch.Tensor | None = None,
     evaluate: Callable | None = None,
     configure: Callable[[torch.nn.Module], None] | None = None,
@@ -116,6 +117,7 @@ def train_model(
             desc=f"{type(est).__name__}.fit",
             forward_kwargs=est._forward_kwargs,
             prepare_batch=prepare_batch,
+            epoch_data=epoch_data,
         )
     est.model_ = model
     est.tokenizer_ = start.tokenizer

@@ -106,6 +106,7 @@ def fit(
     desc: str = "fit",
     forward_kwargs: dict | None = None,
     prepare_batch: Callable[[dict, np.ndarray], tuple[dict, Any]] | None = None,
+    epoch_data: Callable[[int], tuple[Encoded, torch.Tensor | None]] | None = None,
 ) -> FitResult:
     """Train ``model`` in place on ``data``; returns the history.
 
@@ -122,6 +123,9 @@ def fit(
     at the end, and training stops after ``n_iter_no_change`` epochs without
     improvement. Ctrl-C stops training, restores the best weights so far and warns.
     ``forward_kwargs`` go to every ``model(...)`` call (e.g. ``first_token_only=True``).
+    ``epoch_data(epoch) -> (data, targets)`` (optional) replaces ``data`` and ``targets``
+    from the second epoch on (``epoch`` counts from 0; e.g. new next-sentence pairs every
+    epoch); it should keep the number of examples so the schedule stays right.
     """
     device = resolve_device(settings.device)
     amp = autocast_dtype(device, settings.precision)
@@ -149,6 +153,10 @@ def fit(
     best_state, best_score, stale = None, -math.inf, 0
     try:
         for epoch in range(settings.n_epochs):
+            if epoch_data is not None and epoch > 0:
+                data, targets = epoch_data(epoch)
+                example_lengths = data.example_lengths()
+                targets = targets.to(device) if targets is not None else None
             model.train()
             started = time.perf_counter()
             batches = train_batches(example_lengths, settings.batch_size, rng)
@@ -252,14 +260,14 @@ def predict_rows(
     verbose: bool = False,
     desc: str = "predict",
     forward_kwargs: dict | None = None,
-    prepare_inputs: Callable[[dict], dict] | None = None,
+    prepare_inputs: Callable[[dict, np.ndarray], dict] | None = None,
     ragged: bool = False,
 ) -> np.ndarray | list[np.ndarray]:
     """Run ``model`` over every row, longest first in token-budget batches, and return
     ``output_fn(outputs, inputs)`` per example in input order (windows pooled).
 
-    ``prepare_inputs(inputs) -> inputs`` (optional) rewrites each padded batch before
-    the model sees it. With ``ragged=True``, ``output_fn`` gives per-token values
+    ``prepare_inputs(inputs, rows) -> inputs`` (optional) rewrites each padded batch of
+    ``rows`` before the model sees it. With ``ragged=True``, ``output_fn`` gives per-token values
     ``(rows, seq, ...)`` and the result is a list with one ``(row_length, ...)`` array
     per row, in row order (windows are not pooled: the caller stitches them).
     """
@@ -275,7 +283,7 @@ def predict_rows(
         for rows in batches:
             inputs = data.collate(rows, pad_id, device)
             if prepare_inputs is not None:
-                inputs = prepare_inputs(inputs)
+                inputs = prepare_inputs(inputs, rows)
             with _autocast(device, amp):
                 values = output_fn(model(**inputs, **(forward_kwargs or {})), inputs)
             values = values.float().cpu().numpy()
