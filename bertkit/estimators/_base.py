@@ -214,7 +214,8 @@ class BertEstimatorBase(BaseEstimator):
     def _encode(self, texts: TextColumns, tokenizer=None) -> Encoded:
         """Tokenise (with the process-wide cache): one row per text, or per window."""
         tokenizer = tokenizer if tokenizer is not None else self.tokenizer_
-        window = self.long_text == "window"
+        # Estimators without these parameters (multiple choice, NSP) truncate.
+        window = getattr(self, "long_text", "truncate") == "window"
         if window and self.stride >= self.max_length - tokenizer.num_special_tokens_to_add(texts.second is not None):
             raise InputError(
                 f"The 'stride' parameter of {type(self).__name__} ({self.stride}) must be smaller "
@@ -281,7 +282,7 @@ class BertEstimatorBase(BaseEstimator):
             device=self.device,
             precision=self.precision,
             max_tokens=self.batch_size * self.max_length,
-            window_pooling=self.window_pooling,
+            window_pooling=getattr(self, "window_pooling", "mean"),
             verbose=bool(self.verbose),
             desc=f"{type(self).__name__}.{desc}",
             forward_kwargs={**self._forward_kwargs, **(forward_kwargs or {})},

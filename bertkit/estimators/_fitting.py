@@ -93,6 +93,7 @@ def train_model(
     output_fn: Callable = _logits,
     prepare_batch: Callable | None = None,
     epoch_data: Callable | None = None,
+    pool_windows: bool = True,
     sample_weight: torch.Tensor | None = None,
     evaluate: Callable | None = None,
     configure: Callable[[torch.nn.Module], None] | None = None,
@@ -118,6 +119,7 @@ def train_model(
             forward_kwargs=est._forward_kwargs,
             prepare_batch=prepare_batch,
             epoch_data=epoch_data,
+            pool_windows=pool_windows,
         )
     est.model_ = model
     est.tokenizer_ = start.tokenizer

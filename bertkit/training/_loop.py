@@ -107,6 +107,7 @@ def fit(
     forward_kwargs: dict | None = None,
     prepare_batch: Callable[[dict, np.ndarray], tuple[dict, Any]] | None = None,
     epoch_data: Callable[[int], tuple[Encoded, torch.Tensor | None]] | None = None,
+    pool_windows: bool = True,
 ) -> FitResult:
     """Train ``model`` in place on ``data``; returns the history.
 
@@ -114,8 +115,9 @@ def fit(
     ``prepare_batch(inputs, examples) -> (inputs, batch_targets)`` (optional; default
     ``targets[examples]``) may rewrite the inputs and make the targets (MLM masking,
     shifted LM labels, reshaping choices); ``output_fn(model_outputs, inputs)`` picks
-    what the loss sees (e.g. the logits). When that has one row per input row and an
-    example has several rows (windows), rows are combined by ``settings.window_pooling``.
+    what the loss sees (e.g. the logits). With ``pool_windows`` (default), the rows of an
+    example with several rows (windows) are combined by ``settings.window_pooling``; pass
+    False when ``output_fn`` already gives one output per example (multiple choice).
     Then ``loss_fn(outputs, batch_targets, weights)``.
 
     ``evaluate(model)`` (optional) returns ``{"valid_loss": ..., "valid_score": ...}``
@@ -172,7 +174,7 @@ def fit(
                         inputs, batch_targets = prepare_batch(inputs, examples)
                     with _autocast(device, amp):
                         outputs = _to_float(output_fn(model(**inputs, **(forward_kwargs or {})), inputs))
-                    if len(rows) != len(examples) and _rows(outputs) == len(rows):  # windows: pool
+                    if pool_windows and len(rows) != len(examples):  # windows: pool
                         outputs = aggregate_rows(outputs, torch.from_numpy(owner).to(device),
                                                  len(examples), settings.window_pooling)
                     loss = loss_fn(outputs, batch_targets, None if weights is None else weights[index])
@@ -239,10 +241,6 @@ def _to_float(outputs):
     if isinstance(outputs, tuple):
         return tuple(o.float() for o in outputs)
     return outputs.float()
-
-
-def _rows(outputs) -> int:
-    return (outputs[0] if isinstance(outputs, tuple) else outputs).shape[0]
 
 
 @torch.inference_mode()
