@@ -68,21 +68,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "lr_sweep.jsonl")
     parser.add_argument("--summarize", type=Path)
+    parser.add_argument("--rates", type=float, nargs="+", default=RATES, help="learning rates to try")
+    parser.add_argument("--only", nargs="+", metavar="TASK:N:SEED",
+                        help="run only these (task, size, seed) cells, e.g. sst2:2000:0 stsb:1000:0")
     args = parser.parse_args()
     if args.summarize:
         summarize(args.summarize)
         return
     common.set_threads()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    for task, n, seeds in PLAN:
-        for seed in seeds:
-            for rate in RATES:
-                record = run_one(task, n, seed, rate)
-                record.update(versions=common.versions(), time=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-                with args.out.open("a") as out:
-                    out.write(json.dumps(record) + "\n")
-                print(f"{task} n={n} seed={seed} lr={rate:g}: {record['metric']:.4f} ({record['fit_s']:.0f} s)",
-                      flush=True)
+    cells = [(t, n, s) for t, n, seeds in PLAN for s in seeds]
+    if args.only:
+        cells = [(t, int(n), int(s)) for t, n, s in (cell.split(":") for cell in args.only)]
+    for task, n, seed in cells:
+        for rate in args.rates:
+            record = run_one(task, n, seed, rate)
+            record.update(versions=common.versions(), time=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+            with args.out.open("a") as out:
+                out.write(json.dumps(record) + "\n")
+            print(f"{task} n={n} seed={seed} lr={rate:g}: {record['metric']:.4f} ({record['fit_s']:.0f} s)",
+                  flush=True)
     summarize(args.out)
 
 

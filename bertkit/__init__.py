@@ -19,7 +19,19 @@ from ._errors import (
 )
 from .checkpoint import load_encoder, load_pretrained, read_state_dict, save_pretrained
 from .config import BertConfig
-from .estimators import BertClassifier, BertEmbedder, BertRegressor, load
+from .estimators import (
+    BertCausalLM,
+    BertClassifier,
+    BertEmbedder,
+    BertMaskedLM,
+    BertMultipleChoice,
+    BertNextSentencePredictor,
+    BertPretrainer,
+    BertQuestionAnswerer,
+    BertRegressor,
+    BertTokenClassifier,
+    load,
+)
 from .heads import BertTaskModel, Head
 from .hookspecs import hookimpl
 from .modeling import BertModel, Output
@@ -29,10 +41,17 @@ from .tokenizer import BertTokenizer, load_tokenizer
 __version__ = "0.1.0"
 
 __all__ = [
+    "BertCausalLM",
     "BertClassifier",
     "BertConfig",
     "BertEmbedder",
+    "BertMaskedLM",
+    "BertMultipleChoice",
+    "BertNextSentencePredictor",
+    "BertPretrainer",
+    "BertQuestionAnswerer",
     "BertRegressor",
+    "BertTokenClassifier",
     "BertModel",
     "BertTaskModel",
     "BertTokenizer",

@@ -138,7 +138,7 @@ class BertCausalLM(DensityMixin, BertEstimatorBase):
 
     Examples
     --------
-    >>> from bertkit.estimators._causal_lm import BertCausalLM
+    >>> from bertkit import BertCausalLM
     >>> lm = BertCausalLM(n_epochs=3, random_state=0)  # doctest: +SKIP
     >>> lm.fit(texts)  # doctest: +SKIP
     >>> lm.generate(["The history of the city"], max_new_tokens=10)  # doctest: +SKIP
@@ -274,7 +274,7 @@ class BertCausalLM(DensityMixin, BertEstimatorBase):
 
         Examples
         --------
-        >>> from bertkit.estimators._causal_lm import BertCausalLM
+        >>> from bertkit import BertCausalLM
         >>> lm = BertCausalLM(n_epochs=1).fit(["The cat sat on the mat."])  # doctest: +SKIP
         >>> [round(h["train_loss"], 1) for h in lm.history_]  # doctest: +SKIP
         """

@@ -248,7 +248,7 @@ class BertMaskedLM(BertEstimatorBase):
 
     Examples
     --------
-    >>> from bertkit.estimators._masked_lm import BertMaskedLM
+    >>> from bertkit import BertMaskedLM
     >>> mlm = BertMaskedLM(model="bert-base-uncased-folder").fit()  # doctest: +SKIP
     >>> mlm.predict(["Paris is the [MASK] of France."])[0][0][:2]  # doctest: +SKIP
     [('capital', 0.99...), ('heart', 0.00...)]

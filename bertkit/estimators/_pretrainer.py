@@ -160,7 +160,7 @@ class BertPretrainer(BertEstimatorBase):
     Examples
     --------
     >>> from bertkit.datasets import read_wikitext
-    >>> from bertkit.estimators._pretrainer import BertPretrainer
+    >>> from bertkit import BertPretrainer
     >>> docs = read_wikitext("wiki.valid.raw")  # doctest: +SKIP
     >>> pre = BertPretrainer(config="mini", train_tokenizer=True, vocab_size=8000,
     ...                      learning_rate=1e-3, n_epochs=5).fit(docs)  # doctest: +SKIP

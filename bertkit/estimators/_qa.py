@@ -129,7 +129,7 @@ class BertQuestionAnswerer(BertEstimatorBase):
 
     Examples
     --------
-    >>> from bertkit.estimators._qa import BertQuestionAnswerer
+    >>> from bertkit import BertQuestionAnswerer
     >>> from bertkit.datasets import read_squad
     >>> qa = BertQuestionAnswerer(n_epochs=1, random_state=0)
     >>> frame = read_squad("xquad.en.json")  # doctest: +SKIP
@@ -223,7 +223,7 @@ class BertQuestionAnswerer(BertEstimatorBase):
 
         Examples
         --------
-        >>> from bertkit.estimators._qa import BertQuestionAnswerer
+        >>> from bertkit import BertQuestionAnswerer
         >>> X = [("What colour?", "Lobsters are blue.")]
         >>> y = [{"text": "blue", "answer_start": 13}]
         >>> qa = BertQuestionAnswerer(n_epochs=1).fit(X, y)  # doctest: +SKIP

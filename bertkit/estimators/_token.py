@@ -129,7 +129,7 @@ class BertTokenClassifier(BertEstimatorBase):
 
     Examples
     --------
-    >>> from bertkit.estimators._token import BertTokenClassifier
+    >>> from bertkit import BertTokenClassifier
     >>> X = [["John", "lives", "in", "Paris"], "Mary visited Berlin"]
     >>> y = [["B-PER", "O", "O", "B-LOC"], ["B-PER", "O", "B-LOC"]]
     >>> tagger = BertTokenClassifier(n_epochs=1, random_state=0)
@@ -216,7 +216,7 @@ class BertTokenClassifier(BertEstimatorBase):
 
         Examples
         --------
-        >>> from bertkit.estimators._token import BertTokenClassifier
+        >>> from bertkit import BertTokenClassifier
         >>> tagger = BertTokenClassifier(n_epochs=1)  # doctest: +SKIP
         >>> tagger.fit([["EU", "rejects"]], [["B-ORG", "O"]])  # doctest: +SKIP
         BertTokenClassifier(n_epochs=1)
