@@ -308,13 +308,13 @@ def test_same_seed_same_model_other_seed_other_model(tiny_model_dir, toy_data):
 
 def test_early_stopping_in_an_estimator_keeps_the_best_epoch(tiny_model_dir, toy_data, monkeypatch):
     snapshots = []
-    real = _fitting.predict_rows
+    real = _base.predict_rows
 
-    def spy(model, *args, **kwargs):  # the per-epoch validation pass
+    def spy(model, *args, **kwargs):  # the per-epoch validation pass (the only one in fit)
         snapshots.append({k: v.detach().clone() for k, v in model.state_dict().items()})
         return real(model, *args, **kwargs)
 
-    monkeypatch.setattr(_fitting, "predict_rows", spy)
+    monkeypatch.setattr(_base, "predict_rows", spy)
     X, labels = toy_data
     clf = _clf(tiny_model_dir, n_epochs=6, learning_rate=1e-2, validation_fraction=0.3, n_iter_no_change=1)
     clf.fit(X, labels)

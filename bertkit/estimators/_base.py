@@ -275,18 +275,28 @@ class BertEstimatorBase(BaseEstimator):
 
     # ----------------------------------------------------------------- inference
     def _run(self, texts: TextColumns, output_fn, desc: str, forward_kwargs: dict | None = None) -> np.ndarray:
-        encoded = self._encode(texts)
-        return predict_rows(
-            self.model_, encoded, output_fn,
-            pad_id=self.tokenizer_.pad_token_id or 0,
+        """``output_fn`` per text (windows pooled), for validated ``texts``."""
+        forward_kwargs = {**self._forward_kwargs, **(forward_kwargs or {})}
+        return self._predict(self._encode(texts), output_fn, desc, forward_kwargs=forward_kwargs)
+
+    def _predict(self, encoded: Encoded, output_fn, desc: str, *, model=None, tokenizer=None, **options):
+        """:func:`~bertkit.training.predict_rows` with this estimator's settings (device,
+        precision, a token budget of ``batch_size * max_length``, progress bar, forward
+        kwargs). ``model``/``tokenizer`` default to the fitted ones (pass others during
+        fit); ``options`` add to or override the settings (``ragged``, ``prepare_inputs``...)."""
+        tokenizer = tokenizer if tokenizer is not None else self.tokenizer_
+        settings = dict(
+            pad_id=tokenizer.pad_token_id or 0,
             device=self.device,
             precision=self.precision,
             max_tokens=self.batch_size * self.max_length,
             window_pooling=getattr(self, "window_pooling", "mean"),
             verbose=bool(self.verbose),
             desc=f"{type(self).__name__}.{desc}",
-            forward_kwargs={**self._forward_kwargs, **(forward_kwargs or {})},
+            forward_kwargs=self._forward_kwargs,
         )
+        settings.update(options)
+        return predict_rows(model if model is not None else self.model_, encoded, output_fn, **settings)
 
     # ----------------------------------------------------------------- persistence
     def __getstate__(self):

@@ -30,7 +30,7 @@ from .._errors import InputError
 from ..checkpoint import load_state, read_state_dict
 from ..config import BertConfig
 from ..heads import BertTaskModel
-from ..training import Encoded, autocast_dtype, predict_rows, resolve_device
+from ..training import Encoded, autocast_dtype, resolve_device
 from ._base import COMMON_CONSTRAINTS, BertEstimatorBase
 from ._fitting import start_fit, train_model, validation_split
 
@@ -319,13 +319,7 @@ class BertCausalLM(DensityMixin, BertEstimatorBase):
     # ----------------------------------------------------------------- scoring
     def _token_nll(self, model, encoded: Encoded, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
         """Per text: the summed negative log-likelihood of its predicted tokens, and their count."""
-        rows = predict_rows(
-            model, encoded, _per_token_nll, pad_id=pad_id, device=self.device,
-            precision=self.precision,
-            max_tokens=self.batch_size * self.max_length, ragged=True,
-            verbose=bool(self.verbose), desc=f"{type(self).__name__}.score",
-            forward_kwargs=self._forward_kwargs,
-        )
+        rows = self._predict(encoded, _per_token_nll, "score", model=model, pad_id=pad_id, ragged=True)
         windows = _split_windows(encoded)
         stride = self.stride if self.long_text == "window" else 0
         total = np.zeros(encoded.n_examples, dtype=np.float64)

@@ -13,7 +13,7 @@ from sklearn.metrics import accuracy_score
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from .._errors import InputError
-from ..training import Encoded, predict_rows
+from ..training import Encoded
 from ._base import COMMON_CONSTRAINTS, BertEstimatorBase
 from ._fitting import start_fit, train_model, validation_split, weighted_mean
 from ._input import TextColumns, _is_missing
@@ -383,17 +383,9 @@ class BertMultipleChoice(ClassifierMixin, BertEstimatorBase):
     # ----------------------------------------------------------------- predict
     def _scores(self, model, rows: Encoded, k: int, pad_id: int) -> np.ndarray:
         """Per-choice logits ``(n, k)``: every (prompt, choice) row runs as ``(r, 1, s)``."""
-        scores = predict_rows(
-            model,
-            rows,
-            lambda out, inputs: out["logits"][:, 0],
-            pad_id=pad_id,
-            device=self.device,
-            precision=self.precision,
-            max_tokens=self.batch_size * k * self.max_length,
-            verbose=bool(self.verbose),
-            desc=f"{_NAME}.predict",
-            forward_kwargs=self._forward_kwargs,
+        scores = self._predict(
+            rows, lambda out, inputs: out["logits"][:, 0], "predict",
+            model=model, pad_id=pad_id, max_tokens=self.batch_size * k * self.max_length,
             prepare_inputs=_one_choice_per_row,
         )
         return scores.reshape(-1, k)

@@ -18,7 +18,7 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from .._errors import InputError
-from ..training import Encoded, FitResult, fit, predict_rows, resolve_device
+from ..training import Encoded, FitResult, fit, resolve_device
 from ._input import TextColumns
 
 __all__ = ["FitStart", "HeadFit", "fit_head", "start_fit", "train_model", "validation_split", "weighted_mean"]
@@ -155,11 +155,8 @@ def fit_head(
         valid_target_tensor = torch.as_tensor(valid_targets, dtype=target_dtype)
 
         def evaluate(model):
-            logits = predict_rows(
-                model, valid, _logits, pad_id=start.pad_id, device=est.device, precision=est.precision,
-                max_tokens=est.batch_size * est.max_length, window_pooling=est.window_pooling,
-                forward_kwargs=est._forward_kwargs,
-            )
+            logits = est._predict(valid, _logits, "validate", model=model, tokenizer=start.tokenizer,
+                                  verbose=False)
             seen[len(seen) + 1] = logits
             loss = float(loss_fn(torch.from_numpy(logits), valid_target_tensor, None))
             return {"valid_loss": loss, "valid_score": float(score_fn(logits, valid_targets))}

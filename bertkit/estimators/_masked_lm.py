@@ -23,7 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 from .._errors import InputError
 from ..checkpoint import read_state_dict
 from ..datasets import mask_tokens
-from ..training import Encoded, predict_rows
+from ..training import Encoded
 from ._base import COMMON_CONSTRAINTS, BertEstimatorBase
 from ._fitting import start_fit, train_model
 from ._input import TextColumns
@@ -138,18 +138,6 @@ def _vocab_logits(est, out) -> torch.Tensor:
     return out["prediction_logits" if est._head == "pretraining" else "logits"]
 
 
-def _infer(est, encoded: Encoded, output_fn: Callable, desc: str, **kwargs):
-    return predict_rows(
-        est.model_, encoded, output_fn,
-        pad_id=est.tokenizer_.pad_token_id or 0,
-        device=est.device,
-        precision=est.precision,
-        max_tokens=est.batch_size * est.max_length,
-        verbose=bool(est.verbose),
-        desc=f"{type(est).__name__}.{desc}",
-        **kwargs,
-    )
-
 
 def masked_lm_accuracy(est, texts: TextColumns, probability: float) -> float:
     """Share of the tokens masked by :func:`mask_for_scoring` that ``est.model_`` predicts exactly."""
@@ -167,7 +155,7 @@ def masked_lm_accuracy(est, texts: TextColumns, probability: float) -> float:
         guess[where] = _vocab_logits(est, out).argmax(-1).float()  # logits at the masks only
         return guess
 
-    guesses = _infer(est, masked, output_fn, "score", ragged=True,
+    guesses = est._predict(masked, output_fn, "score", ragged=True,
                      prepare_inputs=_mask_positions(mask_id))
     hits = total = 0
     for guess, label in zip(guesses, labels, strict=True):
@@ -436,7 +424,7 @@ class BertMaskedLM(BertEstimatorBase):
             result[where] = torch.cat([top.values, top.indices.float()], dim=-1)
             return result  # (b, s, 2k): k probabilities, then their token ids
 
-        values = _infer(self, encoded, output_fn, "predict", ragged=True,
+        values = self._predict(encoded, output_fn, "predict", ragged=True,
                         prepare_inputs=_mask_positions(mask_id))
         out = []
         for ids, row in zip(encoded.input_ids, values, strict=True):
@@ -526,7 +514,7 @@ class BertMaskedLM(BertEstimatorBase):
             logits = out["logits"].float()  # (b, vocab): at the masked position of each row
             return logits.log_softmax(-1).gather(1, state["target"].unsqueeze(1)).squeeze(1)
 
-        log_p = _infer(self, copies, output_fn, "pseudo_perplexity", prepare_inputs=prepare_inputs)
+        log_p = self._predict(copies, output_fn, "pseudo_perplexity", prepare_inputs=prepare_inputs)
         owner = np.asarray(owner)
         total = np.bincount(owner, weights=log_p.astype(np.float64), minlength=len(texts))
         count = np.bincount(owner, minlength=len(texts))

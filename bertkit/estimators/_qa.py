@@ -21,7 +21,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from .._errors import InputError
 from ..metrics import squad_scores
-from ..training import Encoded, predict_rows
+from ..training import Encoded
 from ._base import CACHES, COMMON_CONSTRAINTS, BertEstimatorBase, _fingerprint
 from ._fitting import start_fit, train_model, weighted_mean
 from ._input import _check_column
@@ -287,16 +287,7 @@ class BertQuestionAnswerer(BertEstimatorBase):
         check_is_fitted(self, "model_")
         questions, contexts, _ = self._check_X(X, fit=False)
         windows = self._windows(self.tokenizer_, questions, contexts)
-        logits = predict_rows(
-            self.model_, windows.encoded, _token_logits,
-            pad_id=self.tokenizer_.pad_token_id or 0,
-            device=self.device,
-            precision=self.precision,
-            max_tokens=self.batch_size * self.max_length,
-            verbose=bool(self.verbose),
-            desc=f"{type(self).__name__}.predict",
-            ragged=True,
-        )
+        logits = self._predict(windows.encoded, _token_logits, "predict", ragged=True)
         bounds = np.searchsorted(windows.encoded.owner, np.arange(len(questions) + 1))
         records = []
         for i, context in enumerate(contexts):

@@ -23,7 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._errors import InputError
 from ..metrics import entity_f1
-from ..training import Encoded, predict_rows
+from ..training import Encoded
 from ._base import CACHES, COMMON_CONSTRAINTS, BertEstimatorBase, _fingerprint
 from ._fitting import start_fit, train_model, validation_split
 
@@ -441,16 +441,8 @@ class BertTokenClassifier(BertEstimatorBase):
 
     def _word_proba(self, model, tokenizer, pieces, desc: str) -> list[np.ndarray]:
         plan = self._plan(pieces, tokenizer)
-        logits = predict_rows(
-            model, plan.encoded, lambda out, inputs: out["logits"],
-            pad_id=tokenizer.pad_token_id or 0,
-            device=self.device,
-            precision=self.precision,
-            max_tokens=self.batch_size * self.max_length,
-            verbose=bool(self.verbose),
-            desc=f"{type(self).__name__}.{desc}",
-            ragged=True,
-        )
+        logits = self._predict(plan.encoded, lambda out, inputs: out["logits"], desc,
+                               model=model, tokenizer=tokenizer, ragged=True)
         proba = [_softmax(row) for row in logits]
         out = []
         for (_, bounds), windows in zip(pieces, plan.choice, strict=True):
