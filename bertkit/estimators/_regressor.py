@@ -52,7 +52,7 @@ class BertRegressor(RegressorMixin, BertEstimatorBase):
         model="default",
         max_length=128,
         batch_size=32,
-        learning_rate=5e-5,
+        learning_rate=1e-4,
         n_epochs=3,
         weight_decay=0.01,
         warmup_ratio=0.1,
