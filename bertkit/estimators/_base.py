@@ -282,11 +282,13 @@ class BertEstimatorBase(BaseEstimator):
     def _predict(self, encoded: Encoded, output_fn, desc: str, *, model=None, tokenizer=None, **options):
         """:func:`~bertkit.training.predict_rows` with this estimator's settings (device,
         precision, a token budget of ``batch_size * max_length``, progress bar, forward
-        kwargs). ``model``/``tokenizer`` default to the fitted ones (pass others during
-        fit); ``options`` add to or override the settings (``ragged``, ``prepare_inputs``...)."""
-        tokenizer = tokenizer if tokenizer is not None else self.tokenizer_
+        kwargs). ``model`` and ``tokenizer`` (or a ``pad_id``) default to the fitted ones (pass
+        others during fit); ``options`` add to or override the settings (``ragged``,
+        ``prepare_inputs``...)."""
+        if "pad_id" not in options:  # during fit there is no tokenizer_ yet: callers pass one
+            tokenizer = tokenizer if tokenizer is not None else self.tokenizer_
+            options["pad_id"] = tokenizer.pad_token_id or 0
         settings = dict(
-            pad_id=tokenizer.pad_token_id or 0,
             device=self.device,
             precision=self.precision,
             max_tokens=self.batch_size * self.max_length,
