@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from scipy.special import softmax
 from sklearn.base import ClassifierMixin
 from sklearn.metrics import accuracy_score
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
@@ -420,9 +421,7 @@ class BertMultipleChoice(ClassifierMixin, BertEstimatorBase):
         array([[0.03, 0.97]], dtype=float32)
         """
         scores = self.decision_function(X)
-        scores = scores - scores.max(axis=1, keepdims=True)
-        exp = np.exp(scores)
-        return exp / exp.sum(axis=1, keepdims=True)
+        return softmax(scores, axis=1)
 
     def predict(self, X) -> np.ndarray:
         """Index of the best choice for each question, shape ``(n_questions,)``.

@@ -7,6 +7,7 @@ from numbers import Real
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.special import softmax
 from sklearn.base import ClassifierMixin
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.preprocessing import MultiLabelBinarizer
@@ -295,9 +296,7 @@ class BertClassifier(ClassifierMixin, BertEstimatorBase):
         logits = self._logits(X)
         if self.multilabel_:
             return _sigmoid(logits)
-        logits = logits - logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
+        return softmax(logits, axis=1)
 
     def predict(self, X) -> np.ndarray:
         """Labels (multi-label: a 0/1 indicator matrix in ``classes_`` order)."""

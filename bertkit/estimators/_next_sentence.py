@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from scipy.special import softmax
 from sklearn.base import ClassifierMixin
 from sklearn.metrics import accuracy_score
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
@@ -436,7 +437,7 @@ class BertNextSentencePredictor(ClassifierMixin, BertEstimatorBase):
         array([0.71], dtype=float32)
         """
         logits = self._logits(X)
-        return _softmax(logits)[:, IS_NEXT]
+        return softmax(logits, axis=1)[:, IS_NEXT]
 
     def predict_proba(self, X) -> np.ndarray:
         """Probabilities of ``classes_``, shape ``(n_pairs, 2)``.
@@ -450,7 +451,7 @@ class BertNextSentencePredictor(ClassifierMixin, BertEstimatorBase):
         >>> nsp.predict_proba([("The cat sat.", "It purred.")])  # doctest: +SKIP
         array([[0.71, 0.29]], dtype=float32)
         """
-        proba = _softmax(self._logits(X))  # columns: is next, random
+        proba = softmax(self._logits(X), axis=1)  # columns: is next, random
         return proba[:, ::-1].copy() if self.label_kind_ == "bool" else proba
 
     def predict(self, X) -> np.ndarray:
@@ -481,7 +482,3 @@ class BertNextSentencePredictor(ClassifierMixin, BertEstimatorBase):
         return float(accuracy_score(targets, predicted, sample_weight=sample_weight))
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    logits = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(logits)
-    return exp / exp.sum(axis=1, keepdims=True)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from scipy.special import softmax
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 
@@ -443,7 +444,7 @@ class BertTokenClassifier(BertEstimatorBase):
         plan = self._plan(pieces, tokenizer)
         logits = self._predict(plan.encoded, lambda out, inputs: out["logits"], desc,
                                model=model, tokenizer=tokenizer, ragged=True)
-        proba = [_softmax(row) for row in logits]
+        proba = [softmax(row, axis=-1) for row in logits]
         out = []
         for (_, bounds), windows in zip(pieces, plan.choice, strict=True):
             words = np.empty((len(windows), proba[0].shape[-1]), dtype=np.float32)
@@ -554,10 +555,6 @@ def _pieces(ids: list[int], word_ids: list[int | None], n_words: int, unk_id: in
     return ids, bounds
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
 
 
 def _valid_score(tags: list[list[str]], predicted: list[list[str]], scheme: str) -> float:
