@@ -42,9 +42,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -460,49 +458,19 @@ def plan(a) -> list[tuple[str, str, int]]:
 
 
 def drive(a) -> list[dict]:
-    out = Path(a.out)
-    logdir = out.parent / "logs"
-    logdir.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
     runs = plan(a)
-    print(f"# {len(runs)} runs, one process each -> {out} (logs in {logdir})", flush=True)
     for task in dict.fromkeys(t for t, _, _ in runs):
         n = a.train_limit if task == "sst2" else a.stsb_train_limit
         print(f"#   {task}: train {'all' if n is None else n}, {hyper(a, task)}", flush=True)
-    records = []
-    for task, impl, r in runs:
-        if a.wait_idle > 0:
-            idle = common.wait_idle(a.wait_idle, a.idle_threshold)
-        else:
-            idle = {"waited_s": 0.0, "busy_cores": round(common.busy_cores(1.0), 2), "idle": None}
-        log = logdir / f"finetune-{stamp}-{task}-{impl}-r{r}.log"
-        print(f"== {task} {impl} r{r} (busy before: {idle['busy_cores']} cores, waited "
-              f"{idle['waited_s']} s) ...", end=" ", flush=True)
-        with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as tmp:
-            result_file = tmp.name
-        t0 = time.perf_counter()
-        with open(log, "w") as logf:
-            proc = subprocess.run(child_args(a, task, impl, r, result_file), env=common.thread_env(a.threads),
-                                  stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        wall = time.perf_counter() - t0
-        text = Path(result_file).read_text() if Path(result_file).exists() else ""
-        Path(result_file).unlink(missing_ok=True)
-        if proc.returncode != 0 or not text.strip():
-            print(f"FAILED (rc={proc.returncode}, {wall:.0f} s); log tail:", flush=True)
-            print("".join(log.read_text(errors="replace").splitlines(True)[-25:]), flush=True)
-            common.emit({"bench": "finetune", "task": task, "impl": impl, "repeat": r,
-                         "quick": bool(a.quick), "error": f"rc={proc.returncode}", "log": str(log)}, out)
-            continue
-        record = json.loads(text)
-        record["idle_before"] = idle
-        record["process_wall_s"] = round(wall, 1)
-        record["log"] = str(log)
-        common.emit(record, out)
-        records.append(record)
-        print(f"fit {record['fit_s']:.1f} s (train {record['train_s']:.1f} s), "
-              f"{record['real_tokens_per_s']:.0f} real tok/s, {record['metric_name']} "
-              f"{record['metric']:.4f}, foreign {record['foreign_cpu_cores']:.2f} cores", flush=True)
-    return records
+
+    def describe(record: dict) -> str:
+        return (f"fit {record['fit_s']:.1f} s (train {record['train_s']:.1f} s), "
+                f"{record['real_tokens_per_s']:.0f} real tok/s, {record['metric_name']} "
+                f"{record['metric']:.4f}, foreign {record['foreign_cpu_cores']:.2f} cores")
+
+    return common.drive(runs, lambda t, i, r, f: child_args(a, t, i, r, f), out=a.out, bench="finetune",
+                        threads=a.threads, max_wait_s=a.wait_idle, idle_threshold=a.idle_threshold,
+                        quick=a.quick, describe=describe)
 
 
 # ===================================================================== table
@@ -613,19 +581,7 @@ def parse(argv=None):
 
 def main(argv=None) -> None:
     a = parse(argv)
-    if a.summarize:
-        print(table([r for path in a.summarize for r in common.read_jsonl(path)]))
-        return
-    if a.impl:
-        record = run_one(a)
-        if a.result_file:
-            Path(a.result_file).write_text(json.dumps(record))
-        else:
-            common.emit(record)
-        return
-    records = drive(a)
-    print()
-    print(table(records))
+    common.main(a, run_one=run_one, drive=lambda: drive(a), table=table)
 
 
 if __name__ == "__main__":

@@ -231,3 +231,74 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
             if line.startswith("{"):
                 out.append(json.loads(line))
     return out
+
+
+# --------------------------------------------------------------------- driver
+def drive(runs, make_args, *, out, bench: str, threads: int = THREADS, max_wait_s: float = 900.0,
+          idle_threshold: float = 0.15, quick: bool = False, describe=None) -> list[dict]:
+    """Run each ``(task, impl, repeat)`` of ``runs`` in its own process and collect records.
+
+    ``make_args(task, impl, repeat, result_file)`` gives the child's command line; the
+    child writes its record (JSON) to ``result_file``. Before each run the driver waits
+    for an idle CPU (up to ``max_wait_s``); each record is appended to ``out`` (JSON
+    lines), its output goes to ``logs/`` beside ``out``, and ``describe(record)`` gives
+    the line printed after it.
+    """
+    import subprocess
+    import tempfile
+
+    out = Path(out)
+    logdir = out.parent / "logs"
+    logdir.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    print(f"# {len(runs)} runs, one process each -> {out} (logs in {logdir})", flush=True)
+    records = []
+    for task, impl, r in runs:
+        if max_wait_s > 0:
+            idle = wait_idle(max_wait_s, idle_threshold)
+        else:
+            idle = {"waited_s": 0.0, "busy_cores": round(busy_cores(1.0), 2), "idle": None}
+        log = logdir / f"{bench}-{stamp}-{task}-{impl}-r{r}.log"
+        print(f"== {task} {impl} r{r} (busy before: {idle['busy_cores']} cores, waited "
+              f"{idle['waited_s']} s) ...", end=" ", flush=True)
+        with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as tmp:
+            result_file = tmp.name
+        t0 = time.perf_counter()
+        with open(log, "w") as logf:
+            proc = subprocess.run(make_args(task, impl, r, result_file), env=thread_env(threads),
+                                  stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        wall = time.perf_counter() - t0
+        text = Path(result_file).read_text() if Path(result_file).exists() else ""
+        Path(result_file).unlink(missing_ok=True)
+        if proc.returncode != 0 or not text.strip():
+            print(f"FAILED (rc={proc.returncode}, {wall:.0f} s); log tail:", flush=True)
+            print("".join(log.read_text(errors="replace").splitlines(True)[-25:]), flush=True)
+            emit({"bench": bench, "task": task, "impl": impl, "repeat": r, "quick": bool(quick),
+                  "error": f"rc={proc.returncode}", "log": str(log)}, out)
+            continue
+        record = json.loads(text)
+        record.update(idle_before=idle, process_wall_s=round(wall, 1), log=str(log))
+        emit(record, out)
+        records.append(record)
+        print(describe(record) if describe else "done", flush=True)
+    return records
+
+
+
+def main(a, *, run_one, drive, table) -> None:
+    """A benchmark script's ``main``: ``--summarize`` prints ``table`` of saved records;
+    ``--impl`` runs one configuration here (its record to ``--result-file`` or stdout);
+    otherwise ``drive()`` runs them all, one process each, and prints the table."""
+    if a.summarize:
+        print(table([r for path in a.summarize for r in read_jsonl(path)]))
+        return
+    if a.impl:
+        record = run_one(a)
+        if a.result_file:
+            Path(a.result_file).write_text(json.dumps(record))
+        else:
+            emit(record)
+        return
+    records = drive()
+    print()
+    print(table(records))
