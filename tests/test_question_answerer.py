@@ -35,6 +35,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 import bertkit
 from bertkit import InputError
 from bertkit.datasets import read_squad
+from bertkit.estimators._fitting import validation_split
 from bertkit.estimators._qa import BertQuestionAnswerer, _best_span, _token_positions
 from bertkit.metrics import squad_scores
 
@@ -201,6 +202,33 @@ def test_sample_weight_zero_rows_do_not_train(no_dropout_dir, toy):
 
 
 # ============================================================== windows
+def test_validation_split_scores_held_out_questions_and_keeps_the_best_epoch(tiny_model_dir, toy):
+    X, y = toy
+    est = BertQuestionAnswerer(model=tiny_model_dir, validation_fraction=0.25, **TINY).fit(X, y)
+    scores = [h["valid_score"] for h in est.history_]
+    assert len(scores) == TINY["n_epochs"] and all(0.0 <= f <= 100.0 for f in scores)
+    assert est.best_epoch_ == 1 + int(np.argmax(scores))
+    assert max(scores) == 100.0  # the toy task is learnt
+    assert all(h["valid_loss"] > 0 for h in est.history_)
+    assert est.history_[-1]["valid_loss"] < est.history_[0]["valid_loss"]
+    assert est.n_windows_ == len(X) - 10  # 10 of the 40 questions are held out
+    # valid_score is the F1 that score() gives on the held-out questions with the kept weights.
+    _, valid_idx = validation_split(len(X), 0.25, est.random_state)
+    held_X, held_y = [X[i] for i in valid_idx], [y[i] for i in valid_idx]
+    assert est.score(held_X, held_y) == pytest.approx(scores[est.best_epoch_ - 1])
+
+
+def test_early_stopping_needs_and_uses_the_validation_split(tiny_model_dir, toy):
+    X, y = toy
+    with pytest.raises(InputError, match="n_iter_no_change.*set validation_fraction"):
+        BertQuestionAnswerer(model=tiny_model_dir, n_iter_no_change=1, **TINY).fit(X, y)
+    est = BertQuestionAnswerer(model=tiny_model_dir, validation_fraction=0.25, n_iter_no_change=1,
+                               **{**TINY, "n_epochs": 30}).fit(X, y)
+    scores = [h["valid_score"] for h in est.history_]
+    assert len(scores) < 30  # stopped early
+    assert est.best_epoch_ == 1 + int(np.argmax(scores)) == len(scores) - 1
+
+
 def test_training_targets_point_at_the_answer_in_every_window_that_holds_it(fitted):
     context = " ".join(["the cat sat on the mat"] * 6 + ["zebra"] + ["a dog ran"] * 6)
     start_char = context.index("zebra")

@@ -348,6 +348,25 @@ def test_label_all_tokens_trains_every_piece(tiny_model_dir):
     assert [est.classes_[t] for t in tags[3:6]] == ["I-ANI"] * 3
 
 
+def test_unit_sample_weights_change_nothing(tiny_model_dir, tagger):
+    weighted = BertTokenClassifier(model=tiny_model_dir, **FAST)
+    weighted.fit(TOY_X, TOY_Y, sample_weight=np.full(len(TOY_X), 3.0))
+    for got, want in zip(weighted.predict_proba(TOY_X), tagger.predict_proba(TOY_X), strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_sample_weight_decides_between_conflicting_tags(tiny_model_dir):
+    """The same sentence tagged two ways: the heavier version wins, either way round."""
+    X = [["a", "dog", "sat"], ["a", "dog", "sat"]] * 4
+    y = [["O", "B-ANI", "O"], ["O", "O", "O"]] * 4
+    predicted = []
+    for heavy in (0, 1):
+        weights = [9.0 if i % 2 == heavy else 1.0 for i in range(len(X))]
+        est = BertTokenClassifier(model=tiny_model_dir, **FAST).fit(X, y, sample_weight=weights)
+        predicted.append(est.predict([["a", "dog", "sat"]])[0][1])
+    assert predicted == ["B-ANI", "O"]
+
+
 def test_validation_split_keeps_the_best_epoch(tiny_model_dir):
     est = BertTokenClassifier(model=tiny_model_dir, validation_fraction=0.25, **FAST)
     est.fit(TOY_X, TOY_Y)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from scipy.special import logsumexp
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
@@ -23,7 +24,7 @@ from .._errors import InputError
 from ..metrics import squad_scores
 from ..training import Encoded
 from ._base import CACHES, COMMON_CONSTRAINTS, BertEstimatorBase, _fingerprint
-from ._fitting import start_fit, train_model, weighted_mean
+from ._fitting import start_fit, train_model, validation_split, weighted_mean
 from ._input import _check_column
 
 __all__ = ["BertQuestionAnswerer"]
@@ -31,8 +32,8 @@ __all__ = ["BertQuestionAnswerer"]
 _TRAINING_KEYS = (
     "model", "max_length", "batch_size", "learning_rate", "n_epochs", "weight_decay",
     "warmup_ratio", "max_grad_norm", "gradient_accumulation_steps", "layer_lr_decay",
-    "freeze_embeddings", "freeze_layers", "attention", "device", "precision", "random_state",
-    "verbose",
+    "freeze_embeddings", "freeze_layers", "validation_fraction", "n_iter_no_change", "attention",
+    "device", "precision", "random_state", "verbose",
 )
 
 #: The shape of one accepted answer, for error messages.
@@ -90,6 +91,11 @@ class BertQuestionAnswerer(BertEstimatorBase):
     freeze_embeddings : bool, default=False
     freeze_layers : int, default=0
         Freeze the first ``freeze_layers`` encoder layers.
+    validation_fraction : float or None, default=None
+        Hold out this fraction of the questions (all windows of a question stay on one
+        side) to score by SQuAD F1 after every epoch; the best epoch's weights are kept.
+    n_iter_no_change : int or None, default=None
+        Stop after this many epochs without validation improvement.
     attention : str, default="sdpa"
     device : str, default="auto"
         ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
@@ -107,9 +113,11 @@ class BertQuestionAnswerer(BertEstimatorBase):
         The fine-tuned encoder with its ``question_answering`` head.
     tokenizer_ : BertTokenizer
     history_ : list of dict
-        Per epoch: ``epoch``, ``train_loss``, ``time_s``.
-    best_epoch_ : None
-        Always None (no validation split).
+        Per epoch: ``epoch``, ``train_loss``, ``time_s``; with a validation split also
+        ``valid_loss`` (mean start/end cross-entropy over the held-out windows) and
+        ``valid_score`` (SQuAD F1 of the held-out questions, in percent).
+    best_epoch_ : int or None
+        The epoch whose weights were kept (1-based), with a validation split; else None.
     n_text_columns_ : int
         Always 2 (question, context).
     feature_names_in_ : ndarray
@@ -169,6 +177,8 @@ class BertQuestionAnswerer(BertEstimatorBase):
         layer_lr_decay=1.0,
         freeze_embeddings=False,
         freeze_layers=0,
+        validation_fraction=None,
+        n_iter_no_change=None,
         attention="sdpa",
         device="auto",
         precision="auto",
@@ -192,6 +202,8 @@ class BertQuestionAnswerer(BertEstimatorBase):
         self.layer_lr_decay = layer_lr_decay
         self.freeze_embeddings = freeze_embeddings
         self.freeze_layers = freeze_layers
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
         self.attention = attention
         self.device = device
         self.precision = precision
@@ -236,12 +248,10 @@ class BertQuestionAnswerer(BertEstimatorBase):
         if sample_weight is not None:
             weights = _check_sample_weight(sample_weight, np.empty((n, 1)))
         start = start_fit(self)
-        windows = self._windows(start.tokenizer, questions, contexts)
-        positions = np.zeros((len(windows.offsets), 2), dtype=np.int64)
-        for row, question in enumerate(windows.encoded.owner):
-            if answers[question] is not None:
-                positions[row] = _token_positions(
-                    windows.offsets[row], *windows.spans[row], *answers[question])
+        train_idx, valid_idx = validation_split(n, self.validation_fraction, start.seed)
+        windows = self._windows(start.tokenizer, [questions[i] for i in train_idx],
+                                [contexts[i] for i in train_idx])
+        positions = self._positions(windows, [answers[i] for i in train_idx])
         n_rows = len(positions)
         train = Encoded(windows.encoded.input_ids, windows.encoded.token_type_ids,
                         np.arange(n_rows, dtype=np.int64), n_rows)
@@ -252,11 +262,31 @@ class BertQuestionAnswerer(BertEstimatorBase):
                       + F.cross_entropy(end_logits, target[:, 1], reduction="none")) / 2
             return weighted_mean(losses, weight)
 
+        evaluate = None
+        if valid_idx is not None:
+            valid_contexts = [contexts[i] for i in valid_idx]
+            valid = self._windows(start.tokenizer, [questions[i] for i in valid_idx], valid_contexts)
+            valid_positions = self._positions(valid, [answers[i] for i in valid_idx])
+            golds = [[text for text, _ in row] for row in self._answer_lists(y, n)]
+            valid_golds = [golds[i] for i in valid_idx]
+
+            def evaluate(model):
+                logits = self._predict(valid.encoded, _token_logits, "validate", model=model,
+                                       pad_id=start.pad_id, ragged=True)
+                losses = [
+                    (logsumexp(row[:, 0]) - row[s, 0] + logsumexp(row[:, 1]) - row[e, 1]) / 2
+                    for row, (s, e) in zip(logits, valid_positions, strict=True)
+                ]
+                predicted = [record[0] for record in self._decode(logits, valid, valid_contexts)]
+                return {"valid_loss": float(np.mean(losses)),
+                        "valid_score": squad_scores(predicted, valid_golds)["f1"]}
+
         train_model(
             self, start, train, torch.from_numpy(positions), loss_fn,
             output_fn=_masked_logits,
             sample_weight=None if weights is None else torch.as_tensor(
-                weights[windows.encoded.owner], dtype=torch.float32),
+                weights[train_idx][windows.encoded.owner], dtype=torch.float32),
+            evaluate=evaluate,
         )
         self.n_windows_ = n_rows
         return self
@@ -288,19 +318,7 @@ class BertQuestionAnswerer(BertEstimatorBase):
         questions, contexts, _ = self._check_X(X, fit=False)
         windows = self._windows(self.tokenizer_, questions, contexts)
         logits = self._predict(windows.encoded, _token_logits, "predict", ragged=True)
-        bounds = np.searchsorted(windows.encoded.owner, np.arange(len(questions) + 1))
-        records = []
-        for i, context in enumerate(contexts):
-            rows = range(bounds[i], bounds[i + 1])
-            score, begin, end, null = _best_span(
-                [(logits[r][:, 0], logits[r][:, 1], windows.offsets[r], *windows.spans[r])
-                 for r in rows],
-                n_best_size=self.n_best_size, max_answer_length=self.max_answer_length,
-            )
-            if begin < 0 or (self.allow_no_answer and null - score > self.null_score_threshold):
-                records.append(("", -1, -1, null, null))
-            else:
-                records.append((context[begin:end], begin, end, score, null))
+        records = self._decode(logits, windows, contexts)
         columns = ["answer", "start", "end", "score", "null_score"]
         return pd.DataFrame.from_records(records, columns=columns)
 
@@ -365,6 +383,33 @@ class BertQuestionAnswerer(BertEstimatorBase):
         100.0
         """
         return self.evaluate(X, y)["f1"]
+
+    def _decode(self, logits: list[np.ndarray], windows: _Windows, contexts: list[str]) -> list[tuple]:
+        """Per question ``(answer, start, end, score, null_score)`` from its windows' logits."""
+        bounds = np.searchsorted(windows.encoded.owner, np.arange(len(contexts) + 1))
+        records = []
+        for i, context in enumerate(contexts):
+            rows = range(bounds[i], bounds[i + 1])
+            score, begin, end, null = _best_span(
+                [(logits[r][:, 0], logits[r][:, 1], windows.offsets[r], *windows.spans[r])
+                 for r in rows],
+                n_best_size=self.n_best_size, max_answer_length=self.max_answer_length,
+            )
+            if begin < 0 or (self.allow_no_answer and null - score > self.null_score_threshold):
+                records.append(("", -1, -1, null, null))
+            else:
+                records.append((context[begin:end], begin, end, score, null))
+        return records
+
+    @staticmethod
+    def _positions(windows: _Windows, answers: list[tuple[int, int] | None]) -> np.ndarray:
+        """Per window, the answer's start and end token ((0, 0), [CLS]: not in this window)."""
+        positions = np.zeros((len(windows.offsets), 2), dtype=np.int64)
+        for row, question in enumerate(windows.encoded.owner):
+            if answers[question] is not None:
+                positions[row] = _token_positions(
+                    windows.offsets[row], *windows.spans[row], *answers[question])
+        return positions
 
     # ----------------------------------------------------------------- input
     def _check_X(self, X, *, fit: bool):

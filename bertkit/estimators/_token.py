@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from scipy.special import softmax
 from sklearn.utils._param_validation import StrOptions
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from .._errors import InputError
 from ..metrics import entity_f1
@@ -201,7 +201,7 @@ class BertTokenClassifier(BertEstimatorBase):
         self.verbose = verbose
 
     # ----------------------------------------------------------------- fit
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fine-tune on sentences ``X`` and their per-word tags ``y``.
 
         Parameters
@@ -210,6 +210,9 @@ class BertTokenClassifier(BertEstimatorBase):
             Sentences as word lists, or as strings split on whitespace.
         y : list of list of str, or pandas Series of lists
             One tag per word of each sentence.
+        sample_weight : array-like of shape (n_sentences,), default=None
+            Per sentence: every labelled token of the sentence (in every window of
+            it) counts with its sentence's weight in the token-averaged loss.
 
         Returns
         -------
@@ -227,6 +230,9 @@ class BertTokenClassifier(BertEstimatorBase):
         name = type(self).__name__
         sentences = check_sentences(X, name)
         tags = check_tags(y, sentences, name)
+        weights = None
+        if sample_weight is not None:
+            weights = _check_sample_weight(sample_weight, np.empty((len(sentences), 1)))
         self._check_stride()
         classes = np.asarray(sorted({tag for row in tags for tag in row}), dtype=str)
         targets = [np.searchsorted(classes, np.asarray(row, dtype=str)) for row in tags]
@@ -253,7 +259,11 @@ class BertTokenClassifier(BertEstimatorBase):
 
         def loss_fn(logits, target, weight):
             flat = logits.reshape(-1, logits.shape[-1])
-            return F.cross_entropy(flat, target.reshape(-1), ignore_index=-100)
+            if weight is None:
+                return F.cross_entropy(flat, target.reshape(-1), ignore_index=-100)
+            losses = F.cross_entropy(flat, target.reshape(-1), ignore_index=-100, reduction="none")
+            token_weight = (weight[:, None] * (target != -100)).reshape(-1)
+            return (losses * token_weight).sum() / token_weight.sum().clamp(min=1e-12)
 
         evaluate = None
         if valid_idx is not None:
@@ -277,6 +287,8 @@ class BertTokenClassifier(BertEstimatorBase):
             head_options={"labels": [str(c) for c in classes]},
             output_fn=lambda out, inputs: out["logits"],
             prepare_batch=prepare_batch,
+            sample_weight=None if weights is None else torch.as_tensor(
+                [weights[train_idx[sentence]] for sentence, _, _ in plan.spans], dtype=torch.float32),
             evaluate=evaluate,
         )
         self.classes_ = classes
