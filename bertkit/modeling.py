@@ -24,7 +24,7 @@ from ._errors import InputError
 from .attention import get_attention
 from .config import BertConfig
 
-__all__ = ["BertModel", "Output", "KVCache", "Dropout"]
+__all__ = ["BertModel", "Output", "KVCache", "Dropout", "Packing"]
 
 # Per layer: (self_key, self_value) or (self_key, self_value, cross_key, cross_value),
 # each (b, h, length, d).
@@ -77,6 +77,40 @@ class Dropout(nn.Dropout):
         return x * keep
 
 
+class Packing:
+    """Where the real tokens of a padded batch sit, to run on them alone.
+
+    The packed form keeps only the ``n`` real tokens of a ``(b, s)`` batch, ``(n, ...)``
+    in row-major order. Every layer but attention works token by token, so it runs on
+    the packed tokens and computes nothing for padding; attention scatters its
+    queries, keys and values back to ``(b, s, ...)`` for one masked call per batch.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from bertkit.modeling import Packing
+    >>> packing = Packing(torch.tensor([[1, 1, 0], [1, 0, 0]], dtype=torch.bool))
+    >>> x = torch.arange(6.0).view(2, 3, 1)
+    >>> packing.pack(x).flatten().tolist()
+    [0.0, 1.0, 3.0]
+    >>> packing.pad(packing.pack(x)).flatten().tolist()
+    [0.0, 1.0, 0.0, 3.0, 0.0, 0.0]
+    """
+
+    def __init__(self, keep: torch.Tensor):
+        self.batch, self.seq = keep.shape
+        self.index = keep.reshape(-1).nonzero().squeeze(1)  # (n,) positions in the flat (b * s)
+
+    def pack(self, x: torch.Tensor) -> torch.Tensor:
+        """``(b, s, ...)`` -> ``(n, ...)``."""
+        return x.reshape(self.batch * self.seq, *x.shape[2:]).index_select(0, self.index)
+
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        """``(n, ...)`` -> ``(b, s, ...)`` with zeros at the padding."""
+        out = x.new_zeros((self.batch * self.seq, *x.shape[1:]))
+        return out.index_copy_(0, self.index, x).view(self.batch, self.seq, *x.shape[1:])
+
+
 # --------------------------------------------------------------------- embeddings
 class Embeddings(nn.Module):
     """Word + (absolute) position + token-type embeddings, then LayerNorm and dropout."""
@@ -126,16 +160,23 @@ class SelfAttention(nn.Module):
         b, s, _ = x.shape
         return x.view(b, s, self.num_heads, self.head_dim).transpose(1, 2)
 
-    def forward(self, hidden, bias, head_mask, need_weights, past=None, kv_source=None):
+    def forward(self, hidden, bias, head_mask, need_weights, past=None, kv_source=None, packing=None):
         """``kv_source``: where keys and values come from when not from ``hidden`` (the
         encoder output for cross-attention, or the whole sequence when ``hidden`` holds
-        only the queries to compute)."""
-        q = self._split(self.query(hidden))  # (b, h, s, d)
+        only the queries to compute). With ``packing``, the keys' source is packed
+        ``(n, H)``, and so are ``hidden`` and the returned context unless ``kv_source``
+        is given (then ``hidden`` holds ``(b, 1, H)`` first positions)."""
+        queries_packed = packing is not None and kv_source is None
+        q = self.query(hidden)
+        q = self._split(packing.pad(q) if queries_packed else q)  # (b, h, s, d)
         if kv_source is not None and past is not None:
             k, v = past  # cross-attention keys/values never change while decoding
         else:
             source = hidden if kv_source is None else kv_source
-            k, v = self._split(self.key(source)), self._split(self.value(source))
+            k, v = self.key(source), self.value(source)
+            if packing is not None:
+                k, v = packing.pad(k), packing.pad(v)
+            k, v = self._split(k), self._split(v)
             if past is not None:
                 k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
         if self.relative:
@@ -151,7 +192,7 @@ class SelfAttention(nn.Module):
         )
         b, _, s, _ = context.shape
         context = context.transpose(1, 2).reshape(b, s, self.num_heads * self.head_dim)
-        return context, probs, (k, v)
+        return (packing.pack(context) if queries_packed else context), probs, (k, v)
 
     def _relative_scores(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         """Shaw et al. / Huang et al. relative-position scores, before scaling."""
@@ -184,8 +225,8 @@ class Attention(nn.Module):
         self.self = SelfAttention(config, attention_fn, relative=relative)
         self.output = AddNorm(config, config.hidden_size)
 
-    def forward(self, hidden, bias, head_mask, need_weights, past=None, kv_source=None):
-        context, probs, present = self.self(hidden, bias, head_mask, need_weights, past, kv_source)
+    def forward(self, hidden, bias, head_mask, need_weights, past=None, kv_source=None, packing=None):
+        context, probs, present = self.self(hidden, bias, head_mask, need_weights, past, kv_source, packing)
         return self.output(context, hidden), probs, present
 
 
@@ -212,18 +253,21 @@ class Layer(nn.Module):
         self.output = AddNorm(config, config.intermediate_size)
 
     def forward(self, hidden, bias, head_mask, need_weights, past, encoder_hidden, encoder_bias,
-                first_only=False):
+                first_only=False, packing=None):
         """``first_only``: compute the output of the first position only (keys and values
         still come from every position). Callers use it for the last layer when only the
-        pooler reads the result."""
+        pooler reads the result. ``packing``: ``hidden`` holds the packed real tokens
+        ``(n, H)`` (see :class:`Packing`); the result too, or ``(b, 1, H)`` with ``first_only``."""
         if first_only:
-            source, hidden = hidden, hidden[:, :1]  # (b, 1, H)
+            source = hidden
+            hidden = packing.pad(hidden)[:, :1] if packing is not None else hidden[:, :1]  # (b, 1, H)
             if bias is not None and bias.shape[2] > 1:
                 bias = bias[:, :, :1]
-            hidden, probs, present = self.attention(hidden, bias, head_mask, need_weights, kv_source=source)
+            hidden, probs, present = self.attention(hidden, bias, head_mask, need_weights,
+                                                    kv_source=source, packing=packing)
         else:
             hidden, probs, present = self.attention(
-                hidden, bias, head_mask, need_weights, past[:2] if past else None
+                hidden, bias, head_mask, need_weights, past[:2] if past else None, packing=packing
             )
         cross_probs = None
         if encoder_hidden is not None and hasattr(self, "crossattention"):
@@ -334,6 +378,7 @@ class BertModel(nn.Module):
         output_attentions: bool = False,
         output_hidden_states: bool = False,
         first_token_only: bool = False,
+        packed: bool = False,
     ) -> Output:
         """Run the encoder.
 
@@ -347,6 +392,13 @@ class BertModel(nn.Module):
         queries, attention output and feed-forward for that position alone (keys and
         values still see every token), about 1/7 less compute for a 6-layer model, with
         identical results. Relative-position and decoder models compute the full layer.
+
+        ``packed=True`` computes nothing for padding: embeddings, projections, the
+        feed-forward blocks and LayerNorms run on the real tokens of the batch alone
+        (those ``attention_mask`` marks), attention per sequence. Real positions get
+        the same values as without packing; padded positions of ``last_hidden_state``
+        and ``hidden_states`` are 0. It needs a 2-D ``attention_mask`` and serves
+        everything but cached decoding and cross-attention, which raise.
         """
         config = self.config
         batch, seq, device = self._check_inputs(input_ids, inputs_embeds)
@@ -362,7 +414,15 @@ class BertModel(nn.Module):
             token_type_ids = torch.zeros((batch, seq), dtype=torch.long, device=device)
         self._check_ids(input_ids, token_type_ids, position_ids, past_len + seq)
 
-        hidden = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)  # (b, s, H)
+        packing = self._packing(attention_mask, past_key_values, encoder_hidden_states, device) if packed else None
+        if packing is not None:  # embed the real tokens alone: (1, n) ids -> (n, H)
+            input_ids, token_type_ids, position_ids, inputs_embeds = (
+                None if x is None else packing.pack(x)[None]
+                for x in (input_ids, token_type_ids, position_ids.expand(batch, seq), inputs_embeds)
+            )
+            hidden = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)[0]  # (n, H)
+        else:
+            hidden = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)  # (b, s, H)
         bias = self._attention_bias(attention_mask, batch, seq, past_len, hidden.dtype, device)
         encoder_bias = None
         if encoder_hidden_states is not None and encoder_attention_mask is not None:
@@ -371,7 +431,8 @@ class BertModel(nn.Module):
             )
         head_masks = self._head_masks(head_mask, hidden.dtype)
 
-        all_hidden = [hidden] if output_hidden_states else None
+        unpack = packing.pad if packing is not None else (lambda x: x)
+        all_hidden = [unpack(hidden)] if output_hidden_states else None
         all_attn = [] if output_attentions else None
         all_cross = [] if output_attentions and encoder_hidden_states is not None else None
         presents = [] if use_cache else None
@@ -383,9 +444,10 @@ class BertModel(nn.Module):
             hidden, probs, cross_probs, present = layer(
                 hidden, bias, head_masks[i], output_attentions, past,
                 encoder_hidden_states, encoder_bias, first_only=trim_last and i == last,
+                packing=packing,
             )
             if output_hidden_states:
-                all_hidden.append(hidden)
+                all_hidden.append(unpack(hidden))
             if output_attentions:
                 all_attn.append(probs)
                 if all_cross is not None:
@@ -393,6 +455,8 @@ class BertModel(nn.Module):
             if use_cache:
                 presents.append(present)
 
+        if packing is not None and not trim_last:
+            hidden = packing.pad(hidden)  # (b, s, H)
         if first_token_only:
             hidden = hidden[:, :1]
         return Output(
@@ -411,6 +475,22 @@ class BertModel(nn.Module):
         return (config.position_embedding_type == "absolute" and not config.is_decoder
                 and not output_attentions and not output_hidden_states
                 and encoder_hidden is None and past is None)
+
+    @staticmethod
+    def _packing(mask, past, encoder_hidden, device) -> Packing:
+        """The :class:`Packing` of ``mask``, for ``forward(packed=True)``."""
+        if mask is None or mask.dim() != 2:
+            got = "none" if mask is None else f"shape {tuple(mask.shape)}"
+            raise InputError(
+                f"packed=True needs a 2-D attention_mask (batch, sequence) that marks the real "
+                f"tokens; got {got}. Pass the tokenizer's attention_mask, or packed=False."
+            )
+        if past is not None or encoder_hidden is not None:
+            raise InputError(
+                "packed=True does not serve cached decoding (past_key_values) or "
+                "cross-attention (encoder_hidden_states); call with packed=False."
+            )
+        return Packing(mask.to(device=device, dtype=torch.bool))
 
     def _check_inputs(self, input_ids, inputs_embeds):
         if (input_ids is None) == (inputs_embeds is None):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import inspect
 import logging
 import math
 import time
@@ -23,6 +24,7 @@ from torch import nn
 
 from ._batching import Encoded, aggregate_rows, inference_batches, train_batches
 from ._optim import freeze, linear_schedule, param_groups
+from ._quantize import quantize_int8
 
 __all__ = ["TrainSettings", "FitResult", "fit", "predict_rows", "resolve_device", "autocast_dtype"]
 
@@ -67,8 +69,9 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
-    """The autocast dtype for ``precision`` on ``device`` (None = plain fp32)."""
-    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
+    """The autocast dtype for ``precision`` on ``device`` (None = plain fp32; ``"int8"``
+    trains in fp32 and changes only inference, see :func:`predict_rows`)."""
+    if precision in ("fp32", "int8") or (precision == "auto" and device.type != "cuda"):
         return None
     if precision == "auto":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -243,6 +246,12 @@ def _to_float(outputs):
     return outputs.float()
 
 
+def _accepts(model: nn.Module, name: str) -> bool:
+    """Whether ``model.forward`` takes the keyword ``name`` (or any keyword)."""
+    parameters = inspect.signature(model.forward).parameters.values()
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
 @torch.inference_mode()
 def predict_rows(
     model: nn.Module,
@@ -260,6 +269,7 @@ def predict_rows(
     forward_kwargs: dict | None = None,
     prepare_inputs: Callable[[dict, np.ndarray], dict] | None = None,
     ragged: bool = False,
+    packed: bool = True,
 ) -> np.ndarray | list[np.ndarray]:
     """Run ``model`` over every row, longest first in token-budget batches, and return
     ``output_fn(outputs, inputs)`` per example in input order (windows pooled).
@@ -268,10 +278,19 @@ def predict_rows(
     ``rows`` before the model sees it. With ``ragged=True``, ``output_fn`` gives per-token values
     ``(rows, seq, ...)`` and the result is a list with one ``(row_length, ...)`` array
     per row, in row order (windows are not pooled: the caller stitches them).
+
+    ``precision="int8"`` runs an int8 copy of the model (see
+    :func:`~bertkit.training.quantize_int8`; CPU only).
+
+    ``packed``: batches with padding run the encoder on their real tokens alone
+    (``BertModel.forward(packed=True)``); the outputs at real positions are the same.
     """
     device = resolve_device(device)
     amp = autocast_dtype(device, precision)
     model.to(device).eval()
+    if precision == "int8":
+        model = quantize_int8(model, device)
+    packed = packed and _accepts(model, "packed")
     lengths = data.lengths
     result: np.ndarray | list | None = [None] * len(lengths) if ragged else None
     batches = list(inference_batches(lengths, max_tokens, max_batch))
@@ -282,8 +301,10 @@ def predict_rows(
             inputs = data.collate(rows, pad_id, device)
             if prepare_inputs is not None:
                 inputs = prepare_inputs(inputs, rows)
+            mask = inputs.get("attention_mask")
+            pack = packed and mask is not None and mask.dim() >= 2 and not bool(mask.all())
             with _autocast(device, amp):
-                values = output_fn(model(**inputs, **(forward_kwargs or {})), inputs)
+                values = output_fn(model(**inputs, **(forward_kwargs or {}), **({"packed": True} if pack else {})), inputs)
             values = values.float().cpu().numpy()
             if ragged:
                 for i, row in enumerate(rows):
