@@ -63,7 +63,7 @@ COMMON_CONSTRAINTS: dict[str, list] = {
     "window_pooling": [StrOptions({"mean", "max"})],
     "attention": [str],
     "device": [str],
-    "precision": [StrOptions({"auto", "fp32", "bf16", "fp16"})],
+    "precision": [StrOptions({"auto", "fp32", "bf16", "fp16", "int8"})],
     "random_state": ["random_state"],
     "verbose": ["verbose"],
 }

@@ -172,7 +172,7 @@ class BertMultipleChoice(ClassifierMixin, BertEstimatorBase):
         Stop after this many epochs without validation improvement.
     attention : str, default="sdpa"
     device : str, default="auto"
-    precision : {"auto", "fp32", "bf16", "fp16"}, default="auto"
+    precision : {"auto", "fp32", "bf16", "fp16", "int8"}, default="auto"
     random_state : int, RandomState or None, default=None
     verbose : bool or int, default=False
 

@@ -73,9 +73,11 @@ class BertClassifier(ClassifierMixin, BertEstimatorBase):
     attention : str, default="sdpa"
     device : str, default="auto"
         ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
-    precision : {"auto", "fp32", "bf16", "fp16"}, default="auto"
+    precision : {"auto", "fp32", "bf16", "fp16", "int8"}, default="auto"
         ``"auto"``: bf16 autocast on CUDA where supported, else fp16 with a grad scaler;
         plain fp32 on CPU. ``"bf16"``/``"fp16"`` autocast on any device; ``"fp32"`` never does.
+        ``"int8"`` trains in fp32 and predicts on the CPU with int8 encoder linear layers
+        (dynamic quantisation; see docs/performance.md for its speed and accuracy).
     random_state : int, RandomState or None, default=None
         Fix it for identical results run to run (on CPU).
     verbose : bool or int, default=False

@@ -113,7 +113,7 @@ class BertNextSentencePredictor(ClassifierMixin, BertEstimatorBase):
     n_iter_no_change : int or None, default=None
     attention : str, default="sdpa"
     device : str, default="auto"
-    precision : {"auto", "fp32", "bf16", "fp16"}, default="auto"
+    precision : {"auto", "fp32", "bf16", "fp16", "int8"}, default="auto"
     random_state : int, RandomState or None, default=None
     verbose : bool or int, default=False
 

@@ -99,9 +99,10 @@ class BertQuestionAnswerer(BertEstimatorBase):
     attention : str, default="sdpa"
     device : str, default="auto"
         ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
-    precision : {"auto", "fp32", "bf16", "fp16"}, default="auto"
+    precision : {"auto", "fp32", "bf16", "fp16", "int8"}, default="auto"
         ``"auto"``: bf16 autocast on CUDA where supported, else fp16 with a grad scaler;
-        plain fp32 on CPU.
+        plain fp32 on CPU. ``"int8"``: train in fp32, predict with int8 encoder linear
+        layers on the CPU.
     random_state : int, RandomState or None, default=None
         Fix it for identical results run to run (on CPU).
     verbose : bool or int, default=False
