@@ -444,17 +444,8 @@ def plan(a) -> list[tuple[str, str, int]]:
     impls = [i.strip() for i in a.impls.split(",")] if a.impls else list(DEFAULT_IMPLS)
     if a.with_random and "hf-trainer-random" not in impls:
         impls.append("hf-trainer-random")
-    unknown = set(impls) - set(IMPLS)
-    if unknown:
-        raise SystemExit(f"unknown --impls {sorted(unknown)}; choose from {', '.join(IMPLS)}")
-    tasks = [t.strip() for t in a.tasks.split(",")]
-    if set(tasks) - set(TASKS):
-        raise SystemExit(f"unknown --tasks {tasks}; choose from {', '.join(TASKS)}")
-    runs = []
-    for r in range(a.repeats):
-        order = impls if r % 2 == 0 else impls[::-1]
-        runs += [(task, impl, r) for task in tasks for impl in order]
-    return runs
+    return common.alternating([t.strip() for t in a.tasks.split(",")], impls, a.repeats,
+                              known_tasks=TASKS, known_impls=IMPLS)
 
 
 def drive(a) -> list[dict]:

@@ -517,15 +517,9 @@ def child_args(a, task: str, impl: str, repeat: int, result_file: str) -> list[s
 
 
 def plan(a) -> list[tuple[str, str, int]]:
-    tasks = [t.strip() for t in a.tasks.split(",")]
-    impls = [i.strip() for i in a.impls.split(",")]
-    if set(tasks) - set(TASKS) or set(impls) - set(IMPLS):
-        raise SystemExit(f"--tasks from {', '.join(TASKS)}; --impls from {', '.join(IMPLS)}")
-    runs = []
-    for r in range(a.repeats):
-        order = impls if r % 2 == 0 else impls[::-1]
-        runs += [(t, i, r) for t in tasks for i in (order if t != "pretrain" else ["bertkit"])]
-    return runs
+    return common.alternating([t.strip() for t in a.tasks.split(",")], [i.strip() for i in a.impls.split(",")],
+                              a.repeats, known_tasks=TASKS, known_impls=IMPLS,
+                              impls_for=lambda task, order: order if task != "pretrain" else ["bertkit"])
 
 
 def summary_line(record: dict) -> str:
@@ -562,20 +556,9 @@ def parse(argv=None):
     p.add_argument("--repeats", type=int, default=1, help="alternating rounds (order reversed every other)")
     p.add_argument("--quick", action="store_true", help="small subsets (smoke test)")
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--threads", type=int, default=common.THREADS)
-    p.add_argument("--wait-idle", type=float, default=None, help="max seconds to wait for an idle CPU (0 quick, 900)")
-    p.add_argument("--idle-threshold", type=float, default=0.15)
-    p.add_argument("--out", default=None, help="JSON lines (appended); default results/tasks[_quick].jsonl")
-    p.add_argument("--summarize", nargs="+", metavar="JSONL", help="only print the table of these files")
-    p.add_argument("--task", choices=TASKS, help=argparse.SUPPRESS)
-    p.add_argument("--impl", choices=IMPLS, help="run this one configuration here (needs --task)")
-    p.add_argument("--repeat", type=int, default=0, help=argparse.SUPPRESS)
-    p.add_argument("--result-file", default=None, help=argparse.SUPPRESS)
+    common.add_driver_args(p, tasks=TASKS, impls=IMPLS, wait_default=900.0, out_name="tasks")
     a = p.parse_args(argv)
-    if a.wait_idle is None:
-        a.wait_idle = 0.0 if a.quick else 900.0
-    if a.out is None:
-        a.out = str(HERE / "results" / ("tasks_quick.jsonl" if a.quick else "tasks.jsonl"))
+    common.finish_driver_args(a, HERE / "results")
     return a
 
 

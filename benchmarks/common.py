@@ -234,6 +234,47 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
 
 
 # --------------------------------------------------------------------- driver
+def alternating(tasks: list[str], impls: list[str], repeats: int, *, known_tasks, known_impls,
+                impls_for=None) -> list[tuple[str, str, int]]:
+    """``(task, impl, repeat)`` runs: per repeat every task with every impl, the impl order
+    reversed on every other repeat. ``impls_for(task, impls)`` may narrow a task's impls."""
+    unknown = sorted(set(tasks) - set(known_tasks)) + sorted(set(impls) - set(known_impls))
+    if unknown:
+        raise SystemExit(f"unknown {unknown}: tasks from {', '.join(known_tasks)}; "
+                         f"impls from {', '.join(known_impls)}")
+    runs = []
+    for r in range(repeats):
+        order = impls if r % 2 == 0 else impls[::-1]
+        runs += [(t, i, r) for t in tasks for i in (impls_for(t, order) if impls_for else order)]
+    return runs
+
+
+def add_driver_args(p, *, tasks, impls, wait_default: float, out_name: str) -> None:
+    """The options every driver shares: threads, idle wait, output, --summarize, and the
+    hidden ones a child process is started with."""
+    import argparse
+
+    p.add_argument("--threads", type=int, default=THREADS)
+    p.add_argument("--wait-idle", type=float, default=None,
+                   help=f"max seconds to wait for an idle CPU before each run (0 with --quick, else {wait_default:g})")
+    p.add_argument("--idle-threshold", type=float, default=0.15, help="cores other processes may use")
+    p.add_argument("--out", default=None, help=f"JSON lines (appended); default results/{out_name}[_quick].jsonl")
+    p.add_argument("--summarize", nargs="+", metavar="JSONL", help="only print the table of these files")
+    p.add_argument("--task", choices=tasks, help=argparse.SUPPRESS)
+    p.add_argument("--impl", choices=impls, help="run this one configuration here (needs --task)")
+    p.add_argument("--repeat", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--result-file", default=None, help=argparse.SUPPRESS)
+    p.set_defaults(_wait_default=wait_default, _out_name=out_name)
+
+
+def finish_driver_args(a, results_dir: Path) -> None:
+    """Fill the defaults that depend on --quick (idle wait, output file)."""
+    if a.wait_idle is None:
+        a.wait_idle = 0.0 if a.quick else a._wait_default
+    if a.out is None:
+        a.out = str(results_dir / (f"{a._out_name}_quick.jsonl" if a.quick else f"{a._out_name}.jsonl"))
+
+
 def drive(runs, make_args, *, out, bench: str, threads: int = THREADS, max_wait_s: float = 900.0,
           idle_threshold: float = 0.15, quick: bool = False, describe=None) -> list[dict]:
     """Run each ``(task, impl, repeat)`` of ``runs`` in its own process and collect records.
