@@ -59,6 +59,7 @@ def test_classifier_with_int8_predicts_like_fp32(tiny_model_dir, toy_data):
         torch.testing.assert_close(a, b)
     # ...and int8 predictions close to fp32's.
     p32, p8 = fp32.predict_proba(X), int8.predict_proba(X)
+    assert not np.allclose(p32, p8, atol=1e-7)  # int8 really ran
     assert np.abs(p32 - p8).max() < 0.1
     assert (fp32.predict(X) == int8.predict(X)).mean() >= 0.9
 
