@@ -616,3 +616,14 @@ def test_default_model_short_fit_beats_a_trivial_baseline(default_model_dir, xqu
     assert baseline["f1"] == pytest.approx(3.75)
     assert qa.n_windows_ == 213 and qa.history_[0]["train_loss"] < np.log(256)
     assert scores["f1"] > baseline["f1"] + 2
+
+
+def test_more_questions_than_the_cache_holds(fitted, toy, monkeypatch):
+    from bertkit.estimators import _base
+
+    X, _ = toy
+    expected = fitted.predict_spans(X)
+    _base.CACHES.clear()
+    monkeypatch.setattr(_base.CACHES, "max_texts", 3)
+    pd.testing.assert_frame_equal(fitted.predict_spans(X), expected)
+    assert len(_base.CACHES.texts) == 3

@@ -454,3 +454,14 @@ def test_grid_search_splits_and_scores_by_entity_f1(tiny_model_dir):
     search = GridSearchCV(est, {"learning_rate": [1e-5, 1e-2]}, cv=2).fit(TOY_X, TOY_Y)
     assert search.best_params_ == {"learning_rate": 1e-2}  # 1e-5 learns nothing in 2 epochs
     assert search.predict([["a", "cat"]]) == [["O", "B-ANI"]]
+
+
+def test_more_sentences_than_the_cache_holds(tagger, monkeypatch):
+    from bertkit.estimators import _base
+
+    expected = tagger.predict_proba(TOY_X)
+    _base.CACHES.clear()
+    monkeypatch.setattr(_base.CACHES, "max_texts", 2)
+    for got, want in zip(tagger.predict_proba(TOY_X), expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert len(_base.CACHES.texts) == 2

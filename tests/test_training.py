@@ -407,3 +407,40 @@ def test_tokenisation_cache_hits_on_a_second_fit(tiny_model_dir, monkeypatch):
 def test_caches_clear():
     _base.CACHES.clear()
     assert not _base.CACHES.texts and not _base.CACHES.tokenizers
+
+
+def test_cache_bounds_hold_and_inputs_larger_than_the_cache_still_run(tiny_model_dir, toy_data, monkeypatch):
+    X, labels = toy_data
+    clf = _clf(tiny_model_dir, n_epochs=1).fit(X, labels)
+    texts = [f"{a} {b} {c}" for a in ("good", "bad", "the") for b in ("film", "plot", "cat") for c in "abcdefgh"]
+    expected = clf.predict_proba(texts)
+    _base.CACHES.clear()
+    monkeypatch.setattr(_base.CACHES, "max_texts", 5)
+    np.testing.assert_array_equal(clf.predict_proba(texts), expected)  # was a KeyError: evicted at once
+    assert len(_base.CACHES.texts) == 5
+    monkeypatch.setattr(_base.CACHES, "max_texts", 10_000)
+    monkeypatch.setattr(_base.CACHES, "max_bytes", 2_000)
+    np.testing.assert_array_equal(clf.predict_proba(texts), expected)
+    assert 0 < _base.CACHES.n_bytes <= 2_000 and 0 < len(_base.CACHES.texts) < len(texts)
+    assert _base.CACHES.n_bytes == sum(_base._nbytes(v) for v in _base.CACHES.texts.values())
+    _base.CACHES.clear()
+    assert _base.CACHES.n_bytes == 0
+
+
+def test_predict_streams_in_chunks_with_the_same_result(tiny_model_dir, toy_data, monkeypatch):
+    X, labels = toy_data
+    clf = _clf(tiny_model_dir, n_epochs=1).fit(X, labels)
+    texts = [f"{a} {b} {c}" for a in ("good", "bad", "the") for b in ("film", "plot", "cat") for c in "abcdefgh"]
+    expected = clf.predict_proba(texts)
+    seen = []
+    real = _base.BertEstimatorBase._encode
+    monkeypatch.setattr(_base, "STREAM_TEXTS", 10)
+    monkeypatch.setattr(_base.BertEstimatorBase, "_encode",
+                        lambda self, t, tokenizer=None: seen.append(len(t)) or real(self, t, tokenizer))
+    np.testing.assert_allclose(clf.predict_proba(texts), expected, atol=1e-6)
+    assert seen == [10] * 7 + [2]
+    emb = bertkit.BertEmbedder(model=tiny_model_dir, device="cpu").fit()
+    monkeypatch.setattr(_base, "STREAM_TEXTS", 10_000)
+    whole = emb.transform(texts)
+    monkeypatch.setattr(_base, "STREAM_TEXTS", 7)
+    np.testing.assert_allclose(emb.transform(texts), whole, atol=1e-6)

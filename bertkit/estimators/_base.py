@@ -39,6 +39,8 @@ from ._input import TextColumns, check_texts
 __all__ = ["BertEstimatorBase", "COMMON_CONSTRAINTS", "ESTIMATORS", "load"]
 
 META_FILE = "bertkit.json"
+#: ``transform``/``predict`` tokenise and run this many texts at a time.
+STREAM_TEXTS = 8192
 
 #: Estimator classes by name, for :func:`bertkit.load` (filled by ``__init_subclass__``).
 ESTIMATORS: dict[str, type] = {}
@@ -71,13 +73,21 @@ COMMON_CONSTRAINTS: dict[str, list] = {
 
 # --------------------------------------------------------------------- process-wide caches
 class _Caches:
-    """Shared by every estimator (and every clone in a grid search) in this process."""
+    """Shared by every estimator (and every clone in a grid search) in this process.
 
-    def __init__(self, max_texts: int = 500_000):
+    ``texts`` maps ``(settings, key)`` to what tokenising ``key`` under ``settings`` gave,
+    least recently used first; it holds at most ``max_texts`` entries and about
+    ``max_bytes`` of arrays, so a long-running process that sees ever new texts keeps a
+    bounded cache.
+    """
+
+    def __init__(self, max_texts: int = 500_000, max_bytes: int = 256 * 2**20):
         self.lock = threading.RLock()
         self.tokenizers: dict[str, Any] = {}
-        self.texts: OrderedDict[tuple, tuple] = OrderedDict()
+        self.texts: OrderedDict[tuple, Any] = OrderedDict()
         self.max_texts = max_texts
+        self.max_bytes = max_bytes
+        self.n_bytes = 0
 
     def tokenizer(self, folder: Path):
         key = _folder_key(folder)
@@ -88,10 +98,49 @@ class _Caches:
                 self.tokenizers[key] = tokenizer
             return self.tokenizers[key]
 
+    def tokenised(self, settings: tuple, keys: list, encode, chunk: int = 4096) -> list:
+        """What tokenising each of ``keys`` under ``settings`` gives, in order.
+
+        ``encode(keys) -> {key: value}`` tokenises what the cache lacks, ``chunk`` keys
+        at a time. Every value of this call is returned even when the cache's bounds
+        evict it at once (an input larger than the cache).
+        """
+        found: dict = {}
+        with self.lock:
+            for key in dict.fromkeys(keys):
+                value = self.texts.get((settings, key))
+                if value is not None:
+                    self.texts.move_to_end((settings, key))
+                    found[key] = value
+        todo = [key for key in dict.fromkeys(keys) if key not in found]
+        for begin in range(0, len(todo), chunk):
+            fresh = encode(todo[begin:begin + chunk])
+            found.update(fresh)
+            with self.lock:
+                for key, value in fresh.items():
+                    old = self.texts.pop((settings, key), None)
+                    if old is not None:
+                        self.n_bytes -= _nbytes(old)
+                    self.texts[(settings, key)] = value
+                    self.n_bytes += _nbytes(value)
+                while self.texts and (len(self.texts) > self.max_texts or self.n_bytes > self.max_bytes):
+                    self.n_bytes -= _nbytes(self.texts.popitem(last=False)[1])
+        return [found[key] for key in keys]
+
     def clear(self) -> None:
         with self.lock:
             self.tokenizers.clear()
             self.texts.clear()
+            self.n_bytes = 0
+
+
+def _nbytes(value) -> int:
+    """About how much memory a cached value holds (arrays, in tuples and lists)."""
+    if isinstance(value, np.ndarray):
+        return value.nbytes + 112
+    if isinstance(value, (tuple, list)):
+        return 56 + 8 * len(value) + sum(_nbytes(v) for v in value)
+    return 32
 
 
 CACHES = _Caches()
@@ -223,19 +272,15 @@ class BertEstimatorBase(BaseEstimator):
             )
         settings = (_fingerprint(tokenizer), self.max_length, window, self.stride if window else 0)
         keys = texts.keys()
-        todo = list(dict.fromkeys(k for k in keys if (settings, k) not in CACHES.texts))
-        for start in range(0, len(todo), 4096):
-            chunk = todo[start:start + 4096]
-            self._encode_into_cache(tokenizer, chunk, settings, pairs=texts.second is not None, window=window)
+        pairs = texts.second is not None
+        cached = CACHES.tokenised(
+            settings, keys, lambda chunk: self._tokenise_texts(tokenizer, chunk, pairs=pairs, window=window))
         input_ids, token_types, owner = [], [], []
-        with CACHES.lock:
-            for i, key in enumerate(keys):
-                rows = CACHES.texts[(settings, key)]
-                CACHES.texts.move_to_end((settings, key))
-                for ids, types in rows:
-                    input_ids.append(ids)
-                    token_types.append(types)
-                    owner.append(i)
+        for i, rows in enumerate(cached):
+            for ids, types in rows:
+                input_ids.append(ids)
+                token_types.append(types)
+                owner.append(i)
         return Encoded(
             input_ids=input_ids,
             token_type_ids=token_types if texts.second is not None else None,
@@ -243,7 +288,8 @@ class BertEstimatorBase(BaseEstimator):
             n_examples=len(keys),
         )
 
-    def _encode_into_cache(self, tokenizer, keys, settings, *, pairs: bool, window: bool) -> None:
+    def _tokenise_texts(self, tokenizer, keys, *, pairs: bool, window: bool) -> dict:
+        """Per key (a text, or a pair), its rows: ``(input_ids, token_type_ids or None)`` per window."""
         first = [k[0] for k in keys] if pairs else list(keys)
         second = [k[1] for k in keys] if pairs else None
         try:
@@ -267,17 +313,33 @@ class BertEstimatorBase(BaseEstimator):
             ids = np.asarray(enc["input_ids"][row], dtype=np.int32)
             types = np.asarray(enc["token_type_ids"][row], dtype=np.int8) if pairs else None
             entries[keys[sample]].append((ids, types))
-        with CACHES.lock:
-            for key, rows in entries.items():
-                CACHES.texts[(settings, key)] = rows
-            while len(CACHES.texts) > CACHES.max_texts:
-                CACHES.texts.popitem(last=False)
+        return entries
 
     # ----------------------------------------------------------------- inference
     def _run(self, texts: TextColumns, output_fn, desc: str, forward_kwargs: dict | None = None) -> np.ndarray:
-        """``output_fn`` per text (windows pooled), for validated ``texts``."""
+        """``output_fn`` per text (windows pooled), for validated ``texts``.
+
+        Streams: ``STREAM_TEXTS`` texts at a time are tokenised and run, so beyond the
+        returned array the memory used does not grow with the number of texts.
+        """
         forward_kwargs = {**self._forward_kwargs, **(forward_kwargs or {})}
-        return self._predict(self._encode(texts), output_fn, desc, forward_kwargs=forward_kwargs)
+        n = len(texts)
+        if n <= STREAM_TEXTS:
+            return self._predict(self._encode(texts), output_fn, desc, forward_kwargs=forward_kwargs)
+        from tqdm.auto import tqdm
+
+        out = None
+        with tqdm(total=n, desc=f"{type(self).__name__}.{desc}", disable=not self.verbose, leave=False,
+                  unit="text") as bar:
+            for begin in range(0, n, STREAM_TEXTS):
+                index = np.arange(begin, min(begin + STREAM_TEXTS, n))
+                values = self._predict(self._encode(texts.take(index)), output_fn, desc,
+                                       forward_kwargs=forward_kwargs, verbose=False)
+                if out is None:
+                    out = np.empty((n, *values.shape[1:]), dtype=values.dtype)
+                out[index] = values
+                bar.update(len(index))
+        return out
 
     def _predict(self, encoded: Encoded, output_fn, desc: str, *, model=None, tokenizer=None, **options):
         """:func:`~bertkit.training.predict_rows` with this estimator's settings (device,

@@ -532,26 +532,16 @@ class BertQuestionAnswerer(BertEstimatorBase):
         stride = self._stride()
         settings = ("qa", _fingerprint(tokenizer), self.max_length, stride)
         keys = list(zip(questions, contexts, strict=True))
-        todo = list(dict.fromkeys(k for k in keys if (settings, k) not in CACHES.texts))
-        fresh = {}
-        for begin in range(0, len(todo), 2048):
-            fresh.update(self._tokenise(tokenizer, todo[begin:begin + 2048], keys, stride))
+        cached = CACHES.tokenised(settings, keys, lambda chunk: self._tokenise(tokenizer, chunk, keys, stride),
+                                  chunk=2048)
         ids, types, offsets, spans, owner = [], [], [], [], []
-        with CACHES.lock:
-            for key, rows in fresh.items():
-                CACHES.texts[(settings, key)] = rows
-            for i, key in enumerate(keys):
-                rows = fresh.get(key) or CACHES.texts[(settings, key)]
-                if (settings, key) in CACHES.texts:
-                    CACHES.texts.move_to_end((settings, key))
-                for row_ids, row_types, row_offsets, lo, hi in rows:
-                    ids.append(row_ids)
-                    types.append(row_types)
-                    offsets.append(row_offsets)
-                    spans.append((lo, hi))
-                    owner.append(i)
-            while len(CACHES.texts) > CACHES.max_texts:
-                CACHES.texts.popitem(last=False)
+        for i, rows in enumerate(cached):
+            for row_ids, row_types, row_offsets, lo, hi in rows:
+                ids.append(row_ids)
+                types.append(row_types)
+                offsets.append(row_offsets)
+                spans.append((lo, hi))
+                owner.append(i)
         encoded = Encoded(input_ids=ids, token_type_ids=types,
                           owner=np.asarray(owner, dtype=np.int64), n_examples=len(keys))
         return _Windows(encoded, offsets, np.asarray(spans, dtype=np.int64).reshape(-1, 2))

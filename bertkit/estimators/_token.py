@@ -410,30 +410,17 @@ class BertTokenClassifier(BertEstimatorBase):
         kept in the process-wide tokenisation cache.
         """
         settings = ("words", _fingerprint(tokenizer))
-        keys = [tuple(words) for words in sentences]
-        todo = list(dict.fromkeys(k for k in keys if (settings, k) not in CACHES.texts))
-        for begin in range(0, len(todo), 4096):
-            chunk = todo[begin:begin + 4096]
+
+        def encode(chunk: list[tuple[str, ...]]) -> dict:
             enc = tokenizer(
                 [list(k) for k in chunk], is_split_into_words=True, add_special_tokens=False,
                 truncation=False, max_length=_NO_LIMIT,
                 return_attention_mask=False, return_token_type_ids=False,
             )
-            entries = {}
-            for row, key in enumerate(chunk):
-                entries[key] = _pieces(enc["input_ids"][row], enc.word_ids(row), len(key),
-                                       tokenizer.unk_token_id)
-            with CACHES.lock:
-                for key, value in entries.items():
-                    CACHES.texts[(settings, key)] = value
-                while len(CACHES.texts) > CACHES.max_texts:
-                    CACHES.texts.popitem(last=False)
-        out = []
-        with CACHES.lock:
-            for key in keys:
-                out.append(CACHES.texts[(settings, key)])
-                CACHES.texts.move_to_end((settings, key))
-        return out
+            return {key: _pieces(enc["input_ids"][row], enc.word_ids(row), len(key), tokenizer.unk_token_id)
+                    for row, key in enumerate(chunk)}
+
+        return CACHES.tokenised(settings, [tuple(words) for words in sentences], encode)
 
     def _plan(self, pieces: list[tuple[np.ndarray, np.ndarray]], tokenizer) -> _Plan:
         """The windows of every sentence as model rows, and where each word is read from."""
