@@ -12,7 +12,7 @@ from sklearn.base import clone
 
 import bertkit
 from bertkit import UnsupportedOptionError
-from bertkit.training import quantize_int8
+from bertkit.training import Int8Linear, quantize_int8
 
 
 def _tiny_model():
@@ -23,9 +23,14 @@ def _tiny_model():
 def test_quantized_copy_has_int8_encoder_linears_and_leaves_the_model_alone():
     model = _tiny_model()
     quantized = quantize_int8(model, torch.device("cpu"))
-    linears = [m for m in quantized.encoder.modules() if type(m).__name__ == "Linear"]
+    linears = [m for m in quantized.encoder.modules() if isinstance(m, Int8Linear)]
     assert len(linears) == 6 * TINY_CONFIG["num_hidden_layers"]
-    assert all(type(m).__module__.startswith("torch.ao.nn.quantized.dynamic") for m in linears)
+    assert not any(isinstance(m, torch.nn.Linear) for m in quantized.encoder.modules())
+    # Smoothed: what reads a LayerNorm output (query, key, value, feed-forward input).
+    layer = quantized.encoder.layer[0]
+    smoothed = {name for name, m in layer.named_modules()
+                if isinstance(m, Int8Linear) and m.inverse_input_scale is not None}
+    assert smoothed == {"attention.self.query", "attention.self.key", "attention.self.value", "intermediate.dense"}
     assert isinstance(model.encoder.layer[0].intermediate.dense, torch.nn.Linear)  # original untouched
     assert isinstance(quantized.pooler.dense, torch.nn.Linear)  # outside the encoder: fp32
     ids = torch.randint(5, TINY_CONFIG["vocab_size"], (3, 9))
@@ -70,3 +75,31 @@ def test_embedder_int8_close_to_fp32(tiny_model_dir, toy_data):
     b = bertkit.BertEmbedder(model=tiny_model_dir, device="cpu", precision="int8").fit().transform(X)
     cos = (a * b).sum(1)  # normalised embeddings
     assert cos.min() > 0.98 and not np.allclose(a, b, atol=1e-6)
+
+
+def test_int8_linear_uses_7_bit_weights_and_8_bit_inputs_without_saturating():
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(256, 128)  # uniform weights: many near the channel's maximum
+    x = torch.randn(64, 256)
+    int8 = Int8Linear(linear)
+    weights = torch.ops.quantized.linear_unpack(int8._packed)[0].int_repr()
+    assert weights.abs().max() == 63
+    with torch.no_grad():
+        want, got = linear(x), int8(x)
+    # 8-bit weights with 8-bit inputs saturate the AVX2 kernels' 16-bit pair sums (7-18 %
+    # error on such layers); 7-bit inputs (PyTorch's reduce_range) lose precision instead.
+    assert (got - want).norm() / want.norm() < 0.03
+
+
+def test_smoothing_moves_input_outliers_into_the_weights():
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 32)
+    x = torch.randn(16, 64)
+    x[:, 3] *= 100
+    scale = torch.ones(64)
+    scale[3] = 10.0
+    plain, smoothed = Int8Linear(linear), Int8Linear(linear, scale)
+    with torch.no_grad():
+        want = linear(x)
+        err = [((m(x) - want).norm() / want.norm()).item() for m in (plain, smoothed)]
+    assert err[1] < err[0] / 2, err

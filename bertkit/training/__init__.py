@@ -3,7 +3,7 @@
 from ._batching import Encoded, aggregate_rows, inference_batches, train_batches
 from ._loop import FitResult, TrainSettings, autocast_dtype, fit, predict_rows, resolve_device
 from ._optim import freeze, layer_index, linear_schedule, param_groups
-from ._quantize import quantize_int8
+from ._quantize import Int8Linear, quantize_int8
 
 __all__ = [
     "Encoded",
@@ -18,6 +18,7 @@ __all__ = [
     "linear_schedule",
     "param_groups",
     "predict_rows",
+    "Int8Linear",
     "quantize_int8",
     "resolve_device",
     "train_batches",
