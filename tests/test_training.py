@@ -10,6 +10,7 @@ scripted evaluation scores; estimator-level tests fit the tiny checkpoint of
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -444,3 +445,28 @@ def test_predict_streams_in_chunks_with_the_same_result(tiny_model_dir, toy_data
     whole = emb.transform(texts)
     monkeypatch.setattr(_base, "STREAM_TEXTS", 7)
     np.testing.assert_allclose(emb.transform(texts), whole, atol=1e-6)
+
+
+def test_long_predictions_and_fits_hand_freed_memory_back(tiny_model_dir, toy_data, monkeypatch):
+    from bertkit.training import _loop
+
+    calls = []
+    monkeypatch.setattr(_loop, "release_memory", lambda: calls.append(1))
+    X, labels = toy_data
+    clf = _clf(tiny_model_dir, n_epochs=1).fit(X, labels)
+    assert calls == [1]  # after the fit
+    clf.predict(X)
+    assert calls == [1]  # a short call: not worth a trim
+    monkeypatch.setattr(_loop, "RELEASE_AFTER_TOKENS", 10)
+    clf.predict(X)
+    assert calls == [1, 1]
+
+
+def test_release_memory_runs_here():
+    import platform
+
+    from bertkit.training import _loop
+
+    _loop.release_memory()  # glibc: malloc_trim; elsewhere a no-op
+    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert (_loop._malloc_trim() is not None) == glibc

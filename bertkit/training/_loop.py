@@ -8,10 +8,13 @@ early stopping with best-weight restore, history, progress bars and Ctrl-C.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import gc
 import inspect
 import logging
 import math
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -234,9 +237,37 @@ def fit(
             param.requires_grad_(True)
         model.eval()
         gc.collect()
+        release_memory()
         if device.type == "cuda":
             torch.cuda.empty_cache()
     return result
+
+
+#: ``predict_rows`` hands freed memory back after a call over at least this many tokens.
+RELEASE_AFTER_TOKENS = 1 << 16
+
+
+def release_memory() -> None:
+    """Give the heap memory that Python and PyTorch have freed back to the system.
+
+    glibc keeps freed blocks for reuse; with activations of a new shape in every batch
+    the heap fragments, and the resident size of a long ``transform`` or of a grid
+    search grows by about 120 MB per 8,192 texts (all-MiniLM-L6-v2) though nothing is
+    held. ``malloc_trim`` returns it. A no-op where the C library is not glibc.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # musl and other C libraries
+        return None
 
 
 def _to_float(outputs):
@@ -314,6 +345,8 @@ def predict_rows(
                     result = np.empty((len(lengths), *values.shape[1:]), dtype=np.float32)
                 result[rows] = values
             bar.update(1)
+    if int(lengths.sum()) >= RELEASE_AFTER_TOKENS:
+        release_memory()
     if ragged:
         return result
     if len(result) == data.n_examples:
