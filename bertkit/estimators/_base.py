@@ -319,8 +319,8 @@ class BertEstimatorBase(BaseEstimator):
     def _run(self, texts: TextColumns, output_fn, desc: str, forward_kwargs: dict | None = None) -> np.ndarray:
         """``output_fn`` per text (windows pooled), for validated ``texts``.
 
-        Streams: ``STREAM_TEXTS`` texts at a time are tokenised and run, so beyond the
-        returned array the memory used does not grow with the number of texts.
+        Streams: ``STREAM_TEXTS`` texts at a time are tokenised and run into one
+        preallocated array, so the token ids held at once do not grow with the input.
         """
         forward_kwargs = {**self._forward_kwargs, **(forward_kwargs or {})}
         n = len(texts)
