@@ -34,6 +34,7 @@ from ..modeling import BertModel
 from ..sources import resolve_model
 from ..tokenizer import load_tokenizer
 from ..training import Encoded, TrainSettings, predict_rows
+from ..training._loop import progress_bar
 from ._input import TextColumns, check_texts
 
 __all__ = ["BertEstimatorBase", "COMMON_CONSTRAINTS", "ESTIMATORS", "load"]
@@ -105,14 +106,15 @@ class _Caches:
         at a time. Every value of this call is returned even when the cache's bounds
         evict it at once (an input larger than the cache).
         """
+        unique = list(dict.fromkeys(keys))
         found: dict = {}
         with self.lock:
-            for key in dict.fromkeys(keys):
+            for key in unique:
                 value = self.texts.get((settings, key))
                 if value is not None:
                     self.texts.move_to_end((settings, key))
                     found[key] = value
-        todo = [key for key in dict.fromkeys(keys) if key not in found]
+        todo = [key for key in unique if key not in found]
         for begin in range(0, len(todo), chunk):
             fresh = encode(todo[begin:begin + chunk])
             found.update(fresh)
@@ -326,11 +328,8 @@ class BertEstimatorBase(BaseEstimator):
         n = len(texts)
         if n <= STREAM_TEXTS:
             return self._predict(self._encode(texts), output_fn, desc, forward_kwargs=forward_kwargs)
-        from tqdm.auto import tqdm
-
         out = None
-        with tqdm(total=n, desc=f"{type(self).__name__}.{desc}", disable=not self.verbose, leave=False,
-                  unit="text") as bar:
+        with progress_bar(n, f"{type(self).__name__}.{desc}", bool(self.verbose), unit="text") as bar:
             for begin in range(0, n, STREAM_TEXTS):
                 index = np.arange(begin, min(begin + STREAM_TEXTS, n))
                 values = self._predict(self._encode(texts.take(index)), output_fn, desc,

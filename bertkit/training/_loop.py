@@ -92,10 +92,11 @@ def _fused_supported(model: nn.Module) -> bool:
     return bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
 
 
-def _progress(total: int, desc: str, verbose: bool):
+def progress_bar(total: int, desc: str, verbose: bool, unit: str = "batch"):
+    """The tqdm bar of bertkit's long loops (shown only with ``verbose``)."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, disable=not verbose, leave=False, unit="batch")
+    return tqdm(total=total, desc=desc, disable=not verbose, leave=False, unit=unit)
 
 
 def fit(
@@ -169,7 +170,7 @@ def fit(
             started = time.perf_counter()
             batches = train_batches(example_lengths, settings.batch_size, rng)
             total_loss, seen = 0.0, 0
-            with _progress(len(batches), f"{desc} epoch {epoch + 1}/{settings.n_epochs}", settings.verbose) as bar:
+            with progress_bar(len(batches), f"{desc} epoch {epoch + 1}/{settings.n_epochs}", settings.verbose) as bar:
                 for i, examples in enumerate(batches):
                     rows, owner = data.rows_of(examples)
                     inputs = data.collate(rows, pad_id, device)
@@ -327,7 +328,7 @@ def predict_rows(
     batches = list(inference_batches(lengths, max_tokens, max_batch))
     if not batches:
         raise ValueError("Nothing to predict: no rows.")
-    with _progress(len(batches), desc, verbose) as bar:
+    with progress_bar(len(batches), desc, verbose) as bar:
         for rows in batches:
             inputs = data.collate(rows, pad_id, device)
             if prepare_inputs is not None:
