@@ -77,6 +77,16 @@ class Dropout(nn.Dropout):
         return x * keep
 
 
+#: Packed attention runs once per run of equal-length rows (see :meth:`Packing._runs`)
+#: unless the batch has more runs than one per this many padded tokens; then it runs
+#: once on the padded batch. Each run costs a few small kernel calls; the padded call
+#: pays for padding in the scores and for scattering and gathering the tokens. On 2
+#: CPU cores (all-MiniLM-L6-v2, one forward): 300 sorted SST-2 sentences (39 runs)
+#: 622 ms by runs against 1,143 ms padded; 256 unsorted ones (248 runs, 54 tokens
+#: at most) 780 against 957; 32 unsorted ones (30 runs, 30 at most) 109 against 89.
+PADDED_TOKENS_PER_RUN = 48
+
+
 class Packing:
     """Where the real tokens of a padded batch sit, to run on them alone.
 
@@ -97,9 +107,26 @@ class Packing:
     [0.0, 1.0, 0.0, 3.0, 0.0, 0.0]
     """
 
-    def __init__(self, keep: torch.Tensor):
+    def __init__(self, keep: torch.Tensor, *, causal: bool = False, by_runs: bool = True):
         self.batch, self.seq = keep.shape
         self.index = keep.reshape(-1).nonzero().squeeze(1)  # (n,) positions in the flat (b * s)
+        self.causal = causal
+        self.runs = self._runs(keep) if by_runs else None
+
+    def _runs(self, keep: torch.Tensor) -> list[tuple[int, int]] | None:
+        """``(length, rows)`` for each run of consecutive rows with the same number of real
+        tokens, in row order; None when there are too many runs for attention to pay
+        per run (see :data:`PADDED_TOKENS_PER_RUN`).
+
+        The packed tokens of such a run form one ``(rows, length, H)`` block, so its
+        attention is one call on views, with no mask and no padding: rows sorted by
+        length (as inference batches are) make few runs."""
+        if keep.device.type != "cpu":
+            return None  # one masked kernel launch beats many small ones on a GPU
+        lengths, rows = torch.unique_consecutive(keep.sum(1), return_counts=True)
+        if len(lengths) > max(1, self.batch * self.seq // PADDED_TOKENS_PER_RUN):
+            return None
+        return list(zip(lengths.tolist(), rows.tolist(), strict=True))
 
     def pack(self, x: torch.Tensor) -> torch.Tensor:
         """``(b, s, ...)`` -> ``(n, ...)``."""
@@ -167,6 +194,8 @@ class SelfAttention(nn.Module):
         ``(n, H)``, and so are ``hidden`` and the returned context unless ``kv_source``
         is given (then ``hidden`` holds ``(b, 1, H)`` first positions)."""
         queries_packed = packing is not None and kv_source is None
+        if packing is not None and packing.runs is not None and not self.relative and not need_weights:
+            return self._attend_runs(hidden, hidden if kv_source is None else kv_source, head_mask, packing)
         q = self.query(hidden)
         q = self._split(packing.pad(q) if queries_packed else q)  # (b, h, s, d)
         if kv_source is not None and past is not None:
@@ -193,6 +222,36 @@ class SelfAttention(nn.Module):
         b, _, s, _ = context.shape
         context = context.transpose(1, 2).reshape(b, s, self.num_heads * self.head_dim)
         return (packing.pack(context) if queries_packed else context), probs, (k, v)
+
+    def _attend_runs(self, hidden, source, head_mask, packing):
+        """Packed attention one run of equal-length rows at a time (:meth:`Packing._runs`):
+        each run's queries, keys and values are views of the packed projections, so
+        nothing is padded, masked or gathered. ``hidden`` is ``(n, H)``, or ``(b, 1, H)``
+        first positions when ``source`` holds the packed tokens (``first_only``)."""
+        first_only = hidden is not source
+        q, k, v = self.query(hidden), self.key(source), self.value(source)
+        context = q.new_zeros(q.shape) if first_only else q.new_empty(q.shape)
+        h, d = self.num_heads, self.head_dim
+        dropout_p = self.dropout_p if self.training else 0.0
+        token = row = 0
+        for length, rows in packing.runs:
+            span = slice(token, token + length * rows)
+            token, first_row = token + length * rows, row
+            row += rows
+            if length == 0:
+                continue  # rows without real tokens: nothing attends (first positions stay 0)
+            keys, values = (x[span].view(rows, length, h, d).transpose(1, 2) for x in (k, v))
+            queries = q[first_row:row] if first_only else q[span]
+            queries = queries.reshape(rows, -1, h, d).transpose(1, 2)
+            bias = None
+            if packing.causal and not first_only:
+                bias = torch.full((length, length), torch.finfo(q.dtype).min, dtype=q.dtype, device=q.device).triu_(1)
+            mask = head_mask if head_mask is None or head_mask.shape[0] == 1 else head_mask[first_row:row]
+            out, _ = self.attention_fn(queries, keys, values, bias=bias, dropout_p=dropout_p,
+                                       scale=self.scale, head_mask=mask, need_weights=False)
+            target = context[first_row:row] if first_only else context[span]
+            target.view(rows, -1, h, d).copy_(out.transpose(1, 2))
+        return context, None, None  # no key/value cache: Packing has no runs when one is kept
 
     def _relative_scores(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         """Shaw et al. / Huang et al. relative-position scores, before scaling."""
@@ -395,7 +454,10 @@ class BertModel(nn.Module):
 
         ``packed=True`` computes nothing for padding: embeddings, projections, the
         feed-forward blocks and LayerNorms run on the real tokens of the batch alone
-        (those ``attention_mask`` marks), attention per sequence. Real positions get
+        (those ``attention_mask`` marks), attention per sequence: on the CPU once per
+        run of consecutive rows with the same number of real tokens (views of the packed
+        tokens, no mask), unless the batch has many short runs; then once on the padded
+        batch (see :data:`PADDED_TOKENS_PER_RUN`). Real positions get
         the same values as without packing; padded positions of ``last_hidden_state``
         and ``hidden_states`` are 0. It needs a 2-D ``attention_mask`` and serves
         everything but cached decoding and cross-attention, which raise.
@@ -414,7 +476,10 @@ class BertModel(nn.Module):
             token_type_ids = torch.zeros((batch, seq), dtype=torch.long, device=device)
         self._check_ids(input_ids, token_type_ids, position_ids, past_len + seq)
 
-        packing = self._packing(attention_mask, past_key_values, encoder_hidden_states, device) if packed else None
+        packing = None
+        if packed:  # (attention by runs of equal-length rows keeps no key/value cache)
+            keep = self._real_tokens(attention_mask, past_key_values, encoder_hidden_states, device)
+            packing = Packing(keep, causal=config.is_decoder, by_runs=not use_cache)
         if packing is not None:  # embed the real tokens alone: (1, n) ids -> (n, H)
             input_ids, token_type_ids, position_ids, inputs_embeds = (
                 None if x is None else packing.pack(x)[None]
@@ -477,8 +542,8 @@ class BertModel(nn.Module):
                 and encoder_hidden is None and past is None)
 
     @staticmethod
-    def _packing(mask, past, encoder_hidden, device) -> Packing:
-        """The :class:`Packing` of ``mask``, for ``forward(packed=True)``."""
+    def _real_tokens(mask, past, encoder_hidden, device) -> torch.Tensor:
+        """The real-token mask that packs the batch, for ``forward(packed=True)``."""
         if mask is None or mask.dim() != 2:
             got = "none" if mask is None else f"shape {tuple(mask.shape)}"
             raise InputError(
@@ -490,7 +555,7 @@ class BertModel(nn.Module):
                 "packed=True does not serve cached decoding (past_key_values) or "
                 "cross-attention (encoder_hidden_states); call with packed=False."
             )
-        return Packing(mask.to(device=device, dtype=torch.bool))
+        return mask.to(device=device, dtype=torch.bool)
 
     def _check_inputs(self, input_ids, inputs_embeds):
         if (input_ids is None) == (inputs_embeds is None):

@@ -3,7 +3,9 @@
 Packing runs embeddings, projections, feed-forward blocks and LayerNorms on the real
 tokens alone and attention per sequence. Real positions must get the padded path's
 values (within 1e-5) for every head, attention backend and position type, in batches
-with a single sequence, all-equal lengths and sequences as long as the model allows.
+with a single sequence, all-equal lengths and sequences as long as the model allows,
+with attention by runs of equal-length rows and on the padded batch (every test runs
+both).
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from bertkit import BertConfig, BertModel, BertTaskModel, InputError
+from bertkit import BertConfig, BertModel, BertTaskModel, InputError, modeling
 from bertkit.config import POSITION_EMBEDDING_TYPES
 from bertkit.heads import BUILTIN_HEADS
 from bertkit.modeling import Packing
 
-MAX_POS = 24
+MAX_POS = 72  # > CPU_SHORT_KEYS: the longest rows take the fused attention kernel
 TINY = dict(vocab_size=60, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
             intermediate_size=48, max_position_embeddings=MAX_POS, type_vocab_size=2,
             hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
@@ -30,6 +32,16 @@ LAYOUTS = {
     "equal_lengths": [7, 7, 7],
     "max_length": [MAX_POS, 3, MAX_POS, 11],
 }
+
+
+@pytest.fixture(autouse=True, params=["by_runs", "padded"])
+def attention_layout(request, monkeypatch):
+    """Packed attention by runs of equal-length rows, or once on the padded batch."""
+    if request.param == "padded":
+        monkeypatch.setattr(Packing, "_runs", lambda self, keep: None)
+    else:  # by runs however many there are (the tiny batches here would not pay)
+        monkeypatch.setattr(modeling, "PADDED_TOKENS_PER_RUN", 1)
+    return request.param
 
 
 def _inputs(lengths, seed=0, pairs=True):
@@ -242,3 +254,47 @@ def test_estimators_predict_on_packed_batches(tmp_path, monkeypatch):
 
     monkeypatch.setattr("bertkit.estimators._base.predict_rows", unpacked)
     np.testing.assert_allclose(embedder.transform(texts), packed, atol=1e-5)
+
+
+def test_runs_of_equal_length_rows(attention_layout, monkeypatch):
+    monkeypatch.setattr(modeling, "PADDED_TOKENS_PER_RUN", 48)
+    keep = torch.arange(48)[None, :] < torch.tensor([30, 30, 1, 0, 2])[:, None]
+    want = [(30, 2), (1, 1), (0, 1), (2, 1)] if attention_layout == "by_runs" else None
+    assert Packing(keep).runs == want
+    assert Packing(keep, by_runs=False).runs is None
+    # more runs than one per PADDED_TOKENS_PER_RUN padded tokens: one padded call
+    many = torch.arange(40)[None, :] < torch.arange(1, 41).repeat(2)[:, None]
+    assert Packing(many).runs is None
+
+
+def test_attention_by_runs_is_used_and_skips_the_mask(attention_layout):
+    model = _model()
+    inputs = _inputs([40, 40, 30, 30, 30, 5])  # sorted, as inference batches are: 3 runs
+    biases = []
+    original = model.encoder.layer[0].attention.self.attention_fn
+
+    def spy(*args, bias, **kwargs):
+        biases.append(bias)
+        return original(*args, bias=bias, **kwargs)
+
+    for layer in model.encoder.layer:
+        layer.attention.self.attention_fn = spy
+    with torch.no_grad():
+        packed = model(**inputs, packed=True)
+    if attention_layout == "by_runs":
+        assert len(biases) == 3 * TINY["num_hidden_layers"] and all(b is None for b in biases)
+    else:
+        assert len(biases) == TINY["num_hidden_layers"] and all(b is not None for b in biases)
+    with torch.no_grad():
+        _assert_same(packed, model(**inputs), inputs["attention_mask"])
+
+
+def test_masks_with_holes():
+    """Any 2-D mask packs: each row attends to its own real tokens, wherever they are."""
+    model = _model()
+    inputs = _inputs([9, 9, 8, 5], pairs=False)
+    inputs["attention_mask"][0, 3] = 0
+    inputs["attention_mask"][1, 1:3] = 0
+    inputs["attention_mask"][2, 7] = 0  # rows of 8, 7, 7, 5 real tokens
+    with torch.no_grad():
+        _assert_same(model(**inputs, packed=True), model(**inputs), inputs["attention_mask"])
