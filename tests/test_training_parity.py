@@ -1,0 +1,140 @@
+"""Fine-tuning follows transformers step by step.
+
+With dropout off, the same initial weights and the same batches, ``fit`` must give the
+losses of a transformers model trained the way ``Trainer`` trains it (its AdamW
+parameter groups and linear schedule, gradient clipping at 1.0): the forward pass,
+the loss, the backward pass, weight decay, clipping and the schedule all take part.
+bertkit starts the warm-up one step earlier than transformers (its first step has a
+learning rate above 0), so these runs use no warm-up; ``test_training.py`` checks the
+schedule itself.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from estimator_fixtures import TINY_CONFIG, VOCAB, one_torch_thread  # noqa: F401
+
+import bertkit
+import bertkit.training._loop as loop
+
+transformers = pytest.importorskip("transformers")
+
+HYPER = dict(learning_rate=3e-3, batch_size=4, n_epochs=2, weight_decay=0.01, warmup_ratio=0.0,
+             max_grad_norm=1.0, max_length=32, random_state=0, device="cpu")
+SENTENCES = ["good film", "awful movie", "the plot was very dull", "great acting and a fun plot",
+             "bad film", "not a good movie", "the cat sat on the mat", "a dog ran", "fun", "dull film"]
+LABELS = ["pos", "neg", "neg", "pos", "neg", "neg", "pos", "pos", "pos", "neg"]
+
+
+@pytest.fixture(scope="module")
+def dropout_free_checkpoint(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny-no-dropout")
+    torch.manual_seed(0)
+    config = bertkit.BertConfig(**{**TINY_CONFIG, "hidden_dropout_prob": 0.0,
+                                   "attention_probs_dropout_prob": 0.0})
+    bertkit.BertModel(config).save_pretrained(folder)
+    bertkit.BertTokenizer.from_vocab(VOCAB).save(folder)
+    return folder
+
+
+def _record_fit(monkeypatch, est, X, y):
+    """Fit ``est`` on batches in input order; return its initial weights, each step's
+    model inputs and logits."""
+    monkeypatch.setattr(loop, "train_batches", lambda lengths, size, rng, **kw: [
+        np.arange(i, min(i + size, len(lengths))) for i in range(0, len(lengths), size)])
+    start: dict = {}
+    freeze = loop.freeze
+
+    def keep_initial_weights(model, **kwargs):
+        start.update(copy.deepcopy(model.state_dict()))
+        freeze(model, **kwargs)
+
+    monkeypatch.setattr(loop, "freeze", keep_initial_weights)
+    steps: list[tuple[dict, torch.Tensor]] = []
+    forward = bertkit.BertTaskModel.forward
+
+    def recording_forward(self, **inputs):
+        out = forward(self, **inputs)
+        if self.training:
+            steps.append(({k: v.clone() for k, v in inputs.items() if torch.is_tensor(v)},
+                          out["logits"].detach().clone()))
+        return out
+
+    monkeypatch.setattr(bertkit.BertTaskModel, "forward", recording_forward)
+    est.fit(X, y)
+    return start, steps
+
+
+def _replay_in_transformers(model, start, steps, targets, hyper):
+    """Train ``model`` from ``start`` on the recorded inputs as Trainer does; its losses."""
+    model.load_state_dict({k.removeprefix("head."): v for k, v in start.items()})
+    args = transformers.TrainingArguments(
+        output_dir="unused", per_device_train_batch_size=hyper["batch_size"],
+        learning_rate=hyper["learning_rate"], weight_decay=hyper["weight_decay"],
+        warmup_ratio=hyper["warmup_ratio"], max_grad_norm=hyper["max_grad_norm"],
+        lr_scheduler_type="linear", report_to="none", use_cpu=True,
+    )
+    trainer = transformers.Trainer(model=model, args=args)
+    trainer.create_optimizer_and_scheduler(num_training_steps=len(steps))
+    model.train()
+    losses = []
+    for (inputs, _), target in zip(steps, targets, strict=True):
+        loss = model(**inputs, labels=target).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), hyper["max_grad_norm"])
+        trainer.optimizer.step()
+        trainer.lr_scheduler.step()
+        trainer.optimizer.zero_grad()
+        losses.append(float(loss.detach()))
+    return losses
+
+
+def _bertkit_losses(steps, targets):
+    return [float(torch.nn.functional.cross_entropy(logits, target))
+            for (_, logits), target in zip(steps, targets, strict=True)]
+
+
+def test_classifier_fit_follows_transformers(dropout_free_checkpoint, monkeypatch):
+    est = bertkit.BertClassifier(model=str(dropout_free_checkpoint), **HYPER)
+    start, steps = _record_fit(monkeypatch, est, SENTENCES, LABELS)
+    codes = torch.as_tensor(np.searchsorted(est.classes_, LABELS))
+    batches = [codes[i:i + HYPER["batch_size"]] for i in range(0, len(codes), HYPER["batch_size"])]
+    targets = batches * HYPER["n_epochs"]
+    assert len(steps) == len(targets) == 6
+    model = transformers.BertForSequenceClassification.from_pretrained(
+        dropout_free_checkpoint, num_labels=2, attn_implementation="eager")
+    hf = _replay_in_transformers(model, start, steps, targets, HYPER)
+    ours = _bertkit_losses(steps, targets)
+    assert ours[-1] < ours[0] - 0.05  # it learns: the comparison is not between two flat lines
+    np.testing.assert_allclose(ours, hf, rtol=0, atol=2e-5)
+    trained = {k.removeprefix("head."): v for k, v in est.model_.state_dict().items()}
+    for name, value in model.state_dict().items():
+        # A key bias adds the same amount to all of a query's scores: its exact gradient
+        # is 0, and Adam turns the rounding noise left in it into full-size steps.
+        if not name.endswith("key.bias"):
+            torch.testing.assert_close(trained[name], value, atol=1e-4, rtol=0, msg=name)
+
+
+def test_multiple_choice_fit_follows_transformers(dropout_free_checkpoint, monkeypatch):
+    prompts = ["the film was", "the movie was", "a cat", "the plot", "acting was", "a dog"]
+    choices = [["good", "awful", "mat"], ["great", "dull", "ran"], ["sat", "film", "plot"],
+               ["was dull", "sat", "ran"], ["great", "cat", "mat"], ["ran", "film", "acting"]]
+    answers = [0, 1, 0, 0, 0, 0]
+    X = list(zip(prompts, choices, strict=True))
+    hyper = {**HYPER, "batch_size": 2}
+    est = bertkit.BertMultipleChoice(model=str(dropout_free_checkpoint), **hyper)
+    start, steps = _record_fit(monkeypatch, est, X, answers)
+    labels = torch.tensor(answers)
+    targets = [labels[i:i + 2] for i in range(0, len(labels), 2)] * hyper["n_epochs"]
+    assert len(steps) == len(targets) == 6
+    assert steps[0][0]["input_ids"].shape[:2] == (2, 3)  # (questions, choices, tokens)
+    model = transformers.BertForMultipleChoice.from_pretrained(dropout_free_checkpoint,
+                                                              attn_implementation="eager")
+    hf = _replay_in_transformers(model, start, steps, targets, hyper)
+    ours = _bertkit_losses(steps, targets)
+    assert ours[-1] < ours[0] - 0.05
+    np.testing.assert_allclose(ours, hf, rtol=0, atol=2e-5)
