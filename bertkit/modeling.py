@@ -176,6 +176,9 @@ class SelfAttention(nn.Module):
         self.query = nn.Linear(config.hidden_size, config.hidden_size)
         self.key = nn.Linear(config.hidden_size, config.hidden_size)
         self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        #: Optional: query, key and value as one product, for inputs where all three read
+        #: the same tokens (int8 copies set it: one input quantisation instead of three).
+        self.qkv: nn.Module | None = None
         self.dropout_p = config.attention_probs_dropout_prob
         self.attention_fn = attention_fn
         self.relative = relative  # None, "relative_key" or "relative_key_query"
@@ -187,6 +190,12 @@ class SelfAttention(nn.Module):
         b, s, _ = x.shape
         return x.view(b, s, self.num_heads, self.head_dim).transpose(1, 2)
 
+    def _project(self, hidden, source):
+        """Queries from ``hidden``, keys and values from ``source``."""
+        if self.qkv is not None and source is hidden:
+            return self.qkv(hidden).chunk(3, dim=-1)
+        return self.query(hidden), self.key(source), self.value(source)
+
     def forward(self, hidden, bias, head_mask, need_weights, past=None, kv_source=None, packing=None):
         """``kv_source``: where keys and values come from when not from ``hidden`` (the
         encoder output for cross-attention, or the whole sequence when ``hidden`` holds
@@ -196,18 +205,17 @@ class SelfAttention(nn.Module):
         queries_packed = packing is not None and kv_source is None
         if packing is not None and packing.runs is not None and not self.relative and not need_weights:
             return self._attend_runs(hidden, hidden if kv_source is None else kv_source, head_mask, packing)
-        q = self.query(hidden)
-        q = self._split(packing.pad(q) if queries_packed else q)  # (b, h, s, d)
         if kv_source is not None and past is not None:
+            q = self.query(hidden)
             k, v = past  # cross-attention keys/values never change while decoding
         else:
-            source = hidden if kv_source is None else kv_source
-            k, v = self.key(source), self.value(source)
+            q, k, v = self._project(hidden, hidden if kv_source is None else kv_source)
             if packing is not None:
                 k, v = packing.pad(k), packing.pad(v)
             k, v = self._split(k), self._split(v)
             if past is not None:
                 k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
+        q = self._split(packing.pad(q) if queries_packed else q)  # (b, h, s, d)
         if self.relative:
             rel = self._relative_scores(q, k) * self.scale  # (b, h, s, k)
             bias = rel if bias is None else bias + rel
@@ -229,7 +237,7 @@ class SelfAttention(nn.Module):
         nothing is padded, masked or gathered. ``hidden`` is ``(n, H)``, or ``(b, 1, H)``
         first positions when ``source`` holds the packed tokens (``first_only``)."""
         first_only = hidden is not source
-        q, k, v = self.query(hidden), self.key(source), self.value(source)
+        q, k, v = self._project(hidden, source)
         context = q.new_zeros(q.shape) if first_only else q.new_empty(q.shape)
         h, d = self.num_heads, self.head_dim
         dropout_p = self.dropout_p if self.training else 0.0
@@ -283,6 +291,12 @@ class Attention(nn.Module):
         super().__init__()
         self.self = SelfAttention(config, attention_fn, relative=relative)
         self.output = AddNorm(config, config.hidden_size)
+
+    def _project(self, hidden, source):
+        """Queries from ``hidden``, keys and values from ``source``."""
+        if self.qkv is not None and source is hidden:
+            return self.qkv(hidden).chunk(3, dim=-1)
+        return self.query(hidden), self.key(source), self.value(source)
 
     def forward(self, hidden, bias, head_mask, need_weights, past=None, kv_source=None, packing=None):
         context, probs, present = self.self(hidden, bias, head_mask, need_weights, past, kv_source, packing)

@@ -11,6 +11,7 @@ from estimator_fixtures import FAST, TINY_CONFIG
 from sklearn.base import clone
 
 import bertkit
+import bertkit.training._quantize as q
 from bertkit import UnsupportedOptionError
 from bertkit.training import Int8Linear, quantize_int8
 
@@ -24,13 +25,21 @@ def test_quantized_copy_has_int8_encoder_linears_and_leaves_the_model_alone():
     model = _tiny_model()
     quantized = quantize_int8(model, torch.device("cpu"))
     linears = [m for m in quantized.encoder.modules() if isinstance(m, Int8Linear)]
-    assert len(linears) == 6 * TINY_CONFIG["num_hidden_layers"]
+    # 6 per layer, plus query, key and value fused into one for self-attention
+    assert len(linears) == 7 * TINY_CONFIG["num_hidden_layers"]
     assert not any(isinstance(m, torch.nn.Linear) for m in quantized.encoder.modules())
     # Smoothed: what reads a LayerNorm output (query, key, value, feed-forward input).
     layer = quantized.encoder.layer[0]
     smoothed = {name for name, m in layer.named_modules()
                 if isinstance(m, Int8Linear) and m.inverse_input_scale is not None}
-    assert smoothed == {"attention.self.query", "attention.self.key", "attention.self.value", "intermediate.dense"}
+    assert smoothed == {"attention.self.query", "attention.self.key", "attention.self.value",
+                        "attention.self.qkv", "intermediate.dense"}
+    attention = layer.attention.self
+    x = torch.randn(2, 7, TINY_CONFIG["hidden_size"])
+    with torch.no_grad():  # one quantisation of the input for all three: the same products
+        for fused, alone in zip(attention.qkv(x).chunk(3, dim=-1),
+                                (attention.query(x), attention.key(x), attention.value(x)), strict=True):
+            torch.testing.assert_close(fused, alone, rtol=1e-5, atol=1e-5)
     assert isinstance(model.encoder.layer[0].intermediate.dense, torch.nn.Linear)  # original untouched
     assert isinstance(quantized.pooler.dense, torch.nn.Linear)  # outside the encoder: fp32
     ids = torch.randint(5, TINY_CONFIG["vocab_size"], (3, 9))
@@ -77,18 +86,68 @@ def test_embedder_int8_close_to_fp32(tiny_model_dir, toy_data):
     assert cos.min() > 0.98 and not np.allclose(a, b, atol=1e-6)
 
 
-def test_int8_linear_uses_7_bit_weights_and_8_bit_inputs_without_saturating():
+def test_int8_linear_uses_8_bit_inputs_and_weights_the_kernels_never_saturate():
     torch.manual_seed(0)
     linear = torch.nn.Linear(256, 128)  # uniform weights: many near the channel's maximum
     x = torch.randn(64, 256)
     int8 = Int8Linear(linear)
     weights = torch.ops.quantized.linear_unpack(int8._packed)[0].int_repr()
-    assert weights.abs().max() == 63
+    assert weights.abs().max() == q.weight_max() in (q.SAFE_WEIGHT_MAX, 127)
     with torch.no_grad():
         want, got = linear(x), int8(x)
-    # 8-bit weights with 8-bit inputs saturate the AVX2 kernels' 16-bit pair sums (7-18 %
-    # error on such layers); 7-bit inputs (PyTorch's reduce_range) lose precision instead.
+    # Weights too wide for the kernels saturate their sums (7-18 % error on such layers);
+    # 7-bit inputs (PyTorch's reduce_range) lose precision instead.
     assert (got - want).norm() / want.norm() < 0.03
+
+
+def _emulated_kernel(pair_sums_in_16_bits):
+    """quantized::linear_dynamic for the probe's exact u8 inputs (scale 1, zero point 0),
+    adding pairs of products in 16 bits (AVX2) or not (VNNI)."""
+    def linear_dynamic(x, packed, reduce_range=False):
+        weight = torch.ops.quantized.linear_unpack(packed)[0].int_repr().long()
+        products = x.round().long()[:, None, :] * weight[None]  # (rows, out, in)
+        if pair_sums_in_16_bits:
+            products = (products[..., 0::2] + products[..., 1::2]).clamp(-32768, 32767)
+        return products.sum(-1).float()
+    return linear_dynamic
+
+
+@pytest.mark.parametrize(("saturating", "expected"), [(True, 63), (False, 127)])
+def test_weight_bits_come_from_probing_the_kernels(monkeypatch, saturating, expected):
+    monkeypatch.setattr(q, "_linear_dynamic", _emulated_kernel(saturating))
+    q.weight_max.cache_clear()
+    try:
+        assert q.weight_max() == expected
+    finally:
+        q.weight_max.cache_clear()
+
+
+def test_row_groups_split_rows_by_their_peak():
+    rows = torch.ones(6, 8)
+    assert q._row_groups(rows) is None  # one group: one call
+    assert q._row_groups(rows[:1]) is None
+    assert q._row_groups(torch.zeros(5, 8)) is None
+    rows[2] *= 10.0   # 3.3 octaves above the median: its own group
+    rows[4] *= 1.2    # within the median's half-octave
+    rows[5] *= 0.01   # far below: clamped into the lowest group
+    groups = [g.tolist() for g in q._row_groups(rows)]
+    assert sorted(i for g in groups for i in g) == list(range(6))
+    assert [2] in groups and [5] in groups and [0, 1, 3, 4] in groups
+
+
+def test_an_outlier_row_does_not_cost_the_other_rows_their_precision():
+    # BERT's [CLS] token: feed-forward activations 4-8x the other tokens'.
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(256, 64)
+    x = torch.randn(64, 256)
+    x[0] *= 40.0
+    int8 = Int8Linear(linear)
+    with torch.no_grad():
+        want = linear(x)[1:]
+        one_scale = q._linear_dynamic(x, int8._packed, reduce_range=False)[1:]
+        grouped = int8(x)[1:]
+    err = [((got - want).norm() / want.norm()).item() for got in (one_scale, grouped)]
+    assert err[1] < err[0] / 5, err
 
 
 def test_smoothing_moves_input_outliers_into_the_weights():

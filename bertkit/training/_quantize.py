@@ -6,23 +6,31 @@ weights with one scale per output channel, inputs quantised to 8 bits per call
 (PyTorch's ``quantized::linear_dynamic`` kernels). Embeddings, LayerNorms, attention
 and the task heads stay fp32.
 
-Three choices keep it close to fp32 on BERT, whose LayerNorm outputs have a few
-channels far larger than the rest (all-MiniLM-L6-v2, 1,024 SST-2 sentences: embedding
-cosine to fp32 mean 0.990, minimum 0.943, against 0.966 and 0.885 with PyTorch's
-``quantize_dynamic``):
+Four choices keep it close to fp32 on BERT, whose activations have a few channels far
+larger than the rest and a few tokens (``[CLS]`` above all) far larger than the rest
+(all-MiniLM-L6-v2, 4,096 SST-2 sentences, embedding cosine to fp32: minimum 0.990 and
+mean 0.998, against 0.955 and 0.991 without the row groups and 8-bit weights, and
+0.885 and 0.966 with PyTorch's ``quantize_dynamic``; see docs/performance.md):
 
 - Inputs use the full 8 bits; PyTorch's dynamic ``Linear`` uses 7 (``reduce_range``).
-- Weights use 7 bits (-63..63, one scale per output channel), so that the AVX2 kernels'
-  16-bit sums of two u8 x s8 products can never saturate (2 * 255 * 63 < 32767). With
-  8-bit weights and 8-bit inputs they do, and a random linear layer then loses 7-18 %.
+- Weights use 8 bits where the kernels add u8 x s8 products in 32 bits (VNNI), and 7
+  bits (-63..63, one scale per output channel) elsewhere: the AVX2 kernels add two such
+  products in 16 bits, which 8-bit weights with 8-bit inputs overflow (a random linear
+  layer then loses 7-18 %), and 2 * 255 * 63 < 32767 never does. A probe of the kernels
+  themselves decides (:func:`weight_max`), not the CPU's name.
+- Rows are quantised in groups of similar size: one input scale per call has to cover
+  the largest row, and ``[CLS]``'s feed-forward activations are 4-8x the median row in
+  the first layers, which leaves the other rows a few levels only. Rows whose largest
+  value lies in the same half-octave relative to the median row (from 1/2 to 8x it) share a
+  call (see :data:`ROW_GROUP_STEPS`).
 - The query, key, value and feed-forward input projections, which read a LayerNorm
   output, are *smoothed* (SmoothQuant, Xiao et al. 2023, migration strength 0.5):
   input channel ``j`` is divided by ``s_j`` and the weight's column ``j`` multiplied
   by it, ``s_j = sqrt(x_j / w_j)`` with ``w_j`` the column's largest weight and
   ``x_j = 4 |gamma_j| + |beta_j|`` the LayerNorm's bound on the channel. No calibration
   data: the bound comes from the LayerNorm's own weights. Exact in real arithmetic, it
-  moves the outliers' range from the inputs, which share one scale per call, into
-  weight columns, which get a scale per output channel.
+  moves the outliers' range from the inputs into weight columns, which get a scale per
+  output channel.
 
 PyTorch announces that its quantized tensors (which these kernels take) will go; the
 deprecation warning is silenced here, and the module is the one place to change then.
@@ -31,6 +39,7 @@ deprecation warning is silenced here, and the module is the one place to change 
 from __future__ import annotations
 
 import copy
+import functools
 import warnings
 import weakref
 
@@ -46,13 +55,55 @@ __all__ = ["Int8Linear", "quantize_int8"]
 #: LayerNorm output channel (``x_j = BOUND_SIGMAS |gamma_j| + |beta_j|``).
 SMOOTH_ALPHA = 0.5
 BOUND_SIGMAS = 4.0
-#: Largest int8 weight: 7 bits, so that 8-bit inputs never saturate the AVX2 kernels.
-WEIGHT_MAX = 63
+#: PyTorch's dynamic int8 linear kernel (one place to change; tests emulate others).
+_linear_dynamic = torch.ops.quantized.linear_dynamic
+#: Largest int8 weight where the kernels add pairs of u8 x s8 products in 16 bits
+#: (AVX2 without VNNI): 7 bits, so that 8-bit inputs never saturate them.
+SAFE_WEIGHT_MAX = 63
+#: Rows share an input scale when ``floor(STEPS_PER_OCTAVE * log2(peak / median peak))``,
+#: clamped to ``ROW_GROUP_STEPS``, is the same (``peak``: the row's largest |value|).
+STEPS_PER_OCTAVE = 2
+ROW_GROUP_STEPS = (-2, 6)
+
+
+@functools.cache
+def weight_max() -> int:
+    """127 if this machine's int8 kernels add u8 x s8 products without 16-bit saturation
+    (VNNI), else :data:`SAFE_WEIGHT_MAX`; found by running them on inputs that saturate
+    16-bit pair sums, for a few rows and for many (the kernels differ)."""
+    with warnings.catch_warnings():  # quantized tensors are deprecated (module docstring)
+        warnings.simplefilter("ignore")
+        weight = torch.full((16, 256), 127.0)
+        packed = torch.ops.quantized.linear_prepack(
+            torch.quantize_per_channel(weight, torch.ones(16, dtype=torch.double),
+                                       torch.zeros(16, dtype=torch.long), 0, torch.qint8), None)
+        for rows in (1, 64):
+            x = torch.full((rows, 256), 255.0)
+            x[:, 0] = 0.0  # input range 0..255: scale 1, zero point 0, so x is exact in u8
+            got = _linear_dynamic(x, packed, reduce_range=False)
+            if not torch.allclose(got, x @ weight.T, rtol=1e-3):
+                return SAFE_WEIGHT_MAX
+    return 127
+
+
+def _row_groups(rows: torch.Tensor) -> list[torch.Tensor] | None:
+    """Indices of ``rows`` by group of similar peak |value| (:data:`STEPS_PER_OCTAVE`);
+    None when they all fall in one group."""
+    if len(rows) < 2:
+        return None
+    peak = torch.maximum(rows.amax(1), rows.amin(1).neg_())  # 7x faster than an inf-norm
+    step = torch.log2(peak / peak.median().clamp(min=1e-30)).mul_(STEPS_PER_OCTAVE).floor_()
+    step = step.nan_to_num_(0.0).clamp_(*ROW_GROUP_STEPS)
+    keys, group = torch.unique(step, return_inverse=True)
+    if len(keys) == 1:
+        return None
+    return list(torch.argsort(group, stable=True).split(torch.bincount(group).tolist()))
 
 
 class Int8Linear(nn.Module):
-    """``nn.Linear`` with 7-bit int8 weights (one scale per output channel) and inputs
-    quantised to 8 bits per call (one scale); optionally smoothed: ``input_scale`` (one per input channel)
+    """``nn.Linear`` with int8 weights (one scale per output channel, 7 or 8 bits: see
+    :func:`weight_max`) and inputs quantised to 8 bits per call, one scale per group of
+    rows of similar size; optionally smoothed: ``input_scale`` (one per input channel)
     divides the input and multiplies the weight's columns.
 
     Examples
@@ -76,7 +127,7 @@ class Int8Linear(nn.Module):
             self.register_buffer("inverse_input_scale", (1.0 / input_scale).float())
         else:
             self.inverse_input_scale = None
-        scales = (weight.abs().amax(dim=1) / WEIGHT_MAX).clamp(min=1e-12).double()
+        scales = (weight.abs().amax(dim=1) / weight_max()).clamp(min=1e-12).double()
         zero_points = torch.zeros(weight.shape[0], dtype=torch.long)
         bias = None if linear.bias is None else linear.bias.detach().float()
         with warnings.catch_warnings():  # quantized tensors are deprecated (module docstring)
@@ -85,9 +136,19 @@ class Int8Linear(nn.Module):
             self._packed = torch.ops.quantized.linear_prepack(qweight, bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
         if self.inverse_input_scale is not None:
             x = x * self.inverse_input_scale
-        return torch.ops.quantized.linear_dynamic(x.float(), self._packed, reduce_range=False)
+        rows = x.reshape(-1, self.in_features)
+        groups = _row_groups(rows)
+        if groups is None:
+            return _linear_dynamic(x, self._packed, reduce_range=False)
+        out = rows.new_empty(len(rows), self.out_features)
+        for index in groups:
+            part = _linear_dynamic(rows.index_select(0, index), self._packed,
+                                                      reduce_range=False)
+            out.index_copy_(0, index, part)
+        return out.view(*x.shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
@@ -167,9 +228,15 @@ def _smooth_and_quantize(bert: BertModel) -> None:
     for layer in bert.encoder.layer:
         attention = layer.attention.self
         names = ("query", "key", "value")
-        scale = smoothing_scale(norm, [getattr(attention, n) for n in names])
-        for n in names:
-            setattr(attention, n, Int8Linear(getattr(attention, n), scale))
+        linears = [getattr(attention, n) for n in names]
+        scale = smoothing_scale(norm, linears)
+        fused = nn.Linear(linears[0].in_features, sum(lin.out_features for lin in linears))
+        with torch.no_grad():
+            fused.weight.copy_(torch.cat([lin.weight for lin in linears]))
+            fused.bias.copy_(torch.cat([lin.bias for lin in linears]))
+        attention.qkv = Int8Linear(fused, scale)  # self-attention: one call (see SelfAttention.qkv)
+        for n, lin in zip(names, linears, strict=True):  # the rest (first-token queries, cross-attention)
+            setattr(attention, n, Int8Linear(lin, scale))
         ffn_norm = layer.attention.output.LayerNorm
         dense = layer.intermediate.dense
         layer.intermediate.dense = Int8Linear(dense, smoothing_scale(ffn_norm, [dense]))
