@@ -18,7 +18,7 @@ from torch import nn
 
 from ._errors import ConfigError, InputError
 from .config import BertConfig
-from .modeling import BertModel, Dropout, Output, activation
+from .modeling import BertModel, Output, activation
 
 __all__ = [
     "Head",
@@ -137,7 +137,7 @@ class _LMHead(Head):
 
 def _dropout(config: BertConfig) -> nn.Dropout:
     p = config.classifier_dropout
-    return Dropout(config.hidden_dropout_prob if p is None else p)
+    return nn.Dropout(config.hidden_dropout_prob if p is None else p)
 
 
 def _configure_labels(cls, config: BertConfig, num_labels=None, labels=None) -> BertConfig:

@@ -24,7 +24,7 @@ from ._errors import InputError
 from .attention import get_attention
 from .config import BertConfig
 
-__all__ = ["BertModel", "Output", "KVCache", "Dropout", "Packing"]
+__all__ = ["BertModel", "Output", "KVCache", "Packing"]
 
 # Per layer: (self_key, self_value) or (self_key, self_value, cross_key, cross_value),
 # each (b, h, length, d).
@@ -59,22 +59,6 @@ def activation(name: str):
 
 def _gelu_tanh(x: torch.Tensor) -> torch.Tensor:
     return F.gelu(x, approximate="tanh")
-
-
-class Dropout(nn.Dropout):
-    """``nn.Dropout`` with a cheaper mask on CPU.
-
-    torch draws CPU dropout masks with ``bernoulli_``; a uniform draw compared with
-    ``p`` gives the same distribution at about half the cost (2 cores, BERT-sized
-    activations), which is 2-3 % of a fine-tuning step. Elsewhere (GPU, eval mode)
-    this is ``nn.Dropout``.
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or x.device.type != "cpu" or not 0.0 < self.p < 1.0 or self.inplace:
-            return super().forward(x)
-        keep = torch.empty_like(x).uniform_().ge_(self.p).mul_(1.0 / (1.0 - self.p))
-        return x * keep
 
 
 #: Packed attention runs once per run of equal-length rows (see :meth:`Packing._runs`)
@@ -153,7 +137,7 @@ class Embeddings(nn.Module):
         self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = Dropout(config.hidden_dropout_prob)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, input_ids, token_type_ids, position_ids, inputs_embeds):
         if inputs_embeds is None:
@@ -280,7 +264,7 @@ class AddNorm(nn.Module):
         super().__init__()
         self.dense = nn.Linear(in_features, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = Dropout(config.hidden_dropout_prob)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         return self.LayerNorm(self.dropout(self.dense(x)) + residual)

@@ -13,7 +13,6 @@ import torch
 from bertkit import BertConfig, BertModel, BertTaskModel
 from bertkit.config import POSITION_EMBEDDING_TYPES
 from bertkit.heads import MultipleChoiceHead, NextSentenceHead, SequenceClassificationHead
-from bertkit.modeling import Dropout
 
 TINY = dict(vocab_size=50, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
             intermediate_size=48, max_position_embeddings=40, type_vocab_size=2)
@@ -99,33 +98,6 @@ def test_first_token_only_decoder_and_hidden_states_still_exact():
         states = model(**inputs, first_token_only=True, output_hidden_states=True)
     torch.testing.assert_close(short.last_hidden_state, full.last_hidden_state[:, :1])
     assert states.hidden_states[-1].shape[1] == inputs["input_ids"].shape[1]
-
-
-# --------------------------------------------------------------------- dropout
-def test_dropout_drops_the_right_fraction_and_rescales():
-    torch.manual_seed(0)
-    layer = Dropout(0.1).train()
-    x = torch.ones(400, 1000, requires_grad=True)
-    y = layer(x)
-    kept = y != 0
-    assert abs(kept.float().mean().item() - 0.9) < 0.003
-    torch.testing.assert_close(y[kept], torch.full_like(y[kept], 1 / 0.9))
-    y.sum().backward()
-    torch.testing.assert_close(x.grad, y.detach())  # d(x * mask)/dx = mask
-    assert not torch.equal(layer(x), layer(x))  # a new mask every call
-
-
-def test_dropout_is_identity_in_eval_and_follows_the_seed():
-    layer = Dropout(0.3)
-    x = torch.randn(50, 20)
-    assert torch.equal(layer.eval()(x), x)
-    layer.train()
-    torch.manual_seed(4)
-    a = layer(x)
-    torch.manual_seed(4)
-    assert torch.equal(layer(x), a)
-    assert torch.equal(Dropout(0.0).train()(x), x)
-    assert torch.count_nonzero(Dropout(1.0).train()(x)) == 0
 
 
 # --------------------------------------------------------------------- masked positions

@@ -176,6 +176,8 @@ class BertEstimatorBase(BaseEstimator):
     #: Passed to every model call in fit and predict; heads that read only the pooled
     #: first token set ``{"first_token_only": True}`` (a cheaper last layer).
     _forward_kwargs: ClassVar[dict] = {}
+    #: What ``fit`` passes instead, where it differs (None: ``_forward_kwargs``).
+    _fit_forward_kwargs: ClassVar[dict | None] = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -116,7 +116,8 @@ def train_model(
             sample_weight=sample_weight,
             evaluate=evaluate,
             desc=f"{type(est).__name__}.fit",
-            forward_kwargs=est._forward_kwargs,
+            forward_kwargs=(est._forward_kwargs if est._fit_forward_kwargs is None
+                            else est._fit_forward_kwargs),
             prepare_batch=prepare_batch,
             epoch_data=epoch_data,
             pool_windows=pool_windows,
