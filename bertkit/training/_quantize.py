@@ -6,10 +6,10 @@ weights with one scale per output channel, inputs quantised to 8 bits per call
 (PyTorch's ``quantized::linear_dynamic`` kernels). Embeddings, LayerNorms, attention
 and the task heads stay fp32.
 
-Four choices keep it close to fp32 on BERT, whose activations have a few channels far
+These choices keep it close to fp32 on BERT, whose activations have a few channels far
 larger than the rest and a few tokens (``[CLS]`` above all) far larger than the rest
-(all-MiniLM-L6-v2, 4,096 SST-2 sentences, embedding cosine to fp32: minimum 0.990 and
-mean 0.998, against 0.955 and 0.991 without the row groups and 8-bit weights, and
+(all-MiniLM-L6-v2, 4,096 SST-2 sentences, embedding cosine to fp32 on a VNNI CPU:
+minimum 0.949 and mean 0.992 by default, 0.990 and 0.998 with the row groups, against
 0.885 and 0.966 with PyTorch's ``quantize_dynamic``; see docs/performance.md):
 
 - Inputs use the full 8 bits; PyTorch's dynamic ``Linear`` uses 7 (``reduce_range``).
@@ -18,11 +18,12 @@ mean 0.998, against 0.955 and 0.991 without the row groups and 8-bit weights, an
   products in 16 bits, which 8-bit weights with 8-bit inputs overflow (a random linear
   layer then loses 7-18 %), and 2 * 255 * 63 < 32767 never does. A probe of the kernels
   themselves decides (:func:`weight_max`), not the CPU's name.
-- Rows are quantised in groups of similar size: one input scale per call has to cover
-  the largest row, and ``[CLS]``'s feed-forward activations are 4-8x the median row in
-  the first layers, which leaves the other rows a few levels only. Rows whose largest
-  value lies in the same half-octave relative to the median row (from 1/2 to 8x it) share a
-  call (see :data:`ROW_GROUP_STEPS`).
+- Optionally (:data:`ROW_GROUPS`, off by default for speed), rows are quantised in
+  groups of similar size: one input scale per call has to cover the largest row, and
+  ``[CLS]``'s feed-forward activations are 4-8x the median row in the first layers,
+  which leaves the other rows a few levels only. Rows whose largest value lies in the
+  same half-octave relative to the median row (from 1/2 to 8x it) share a call (see
+  :data:`ROW_GROUP_STEPS`).
 - The query, key, value and feed-forward input projections, which read a LayerNorm
   output, are *smoothed* (SmoothQuant, Xiao et al. 2023, migration strength 0.5):
   input channel ``j`` is divided by ``s_j`` and the weight's column ``j`` multiplied
@@ -60,6 +61,12 @@ _linear_dynamic = torch.ops.quantized.linear_dynamic
 #: Largest int8 weight where the kernels add pairs of u8 x s8 products in 16 bits
 #: (AVX2 without VNNI): 7 bits, so that 8-bit inputs never saturate them.
 SAFE_WEIGHT_MAX = 63
+#: Quantise rows in groups of similar peak (below). Off by default: on a 2-core VNNI
+#: CPU they take SST-2 int8 from 3.09 s to 4.24 s (fp32: 4.92 s), for a minimum
+#: embedding cosine to fp32 of 0.990 instead of 0.949 (mean 0.998 against 0.992).
+#: Set ``bertkit.training._quantize.ROW_GROUPS = True`` before the first int8
+#: prediction for the accuracy.
+ROW_GROUPS = False
 #: Rows share an input scale when ``floor(STEPS_PER_OCTAVE * log2(peak / median peak))``,
 #: clamped to ``ROW_GROUP_STEPS``, is the same (``peak``: the row's largest |value|).
 STEPS_PER_OCTAVE = 2
@@ -102,8 +109,8 @@ def _row_groups(rows: torch.Tensor) -> list[torch.Tensor] | None:
 
 class Int8Linear(nn.Module):
     """``nn.Linear`` with int8 weights (one scale per output channel, 7 or 8 bits: see
-    :func:`weight_max`) and inputs quantised to 8 bits per call, one scale per group of
-    rows of similar size; optionally smoothed: ``input_scale`` (one per input channel)
+    :func:`weight_max`) and inputs quantised to 8 bits per call (one scale, or one per
+    group of rows of similar size with :data:`ROW_GROUPS`); optionally smoothed: ``input_scale`` (one per input channel)
     divides the input and multiplies the weight's columns.
 
     Examples
@@ -140,7 +147,7 @@ class Int8Linear(nn.Module):
         if self.inverse_input_scale is not None:
             x = x * self.inverse_input_scale
         rows = x.reshape(-1, self.in_features)
-        groups = _row_groups(rows)
+        groups = _row_groups(rows) if ROW_GROUPS else None
         if groups is None:
             return _linear_dynamic(x, self._packed, reduce_range=False)
         out = rows.new_empty(len(rows), self.out_features)
