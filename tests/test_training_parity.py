@@ -30,15 +30,19 @@ SENTENCES = ["good film", "awful movie", "the plot was very dull", "great acting
 LABELS = ["pos", "neg", "neg", "pos", "neg", "neg", "pos", "pos", "pos", "neg"]
 
 
-@pytest.fixture(scope="module")
-def dropout_free_checkpoint(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny-no-dropout")
+def _tiny_checkpoint(folder, dropout: float):
+    """The tiny model (seed 0) with its tokenizer, every dropout probability ``dropout``."""
     torch.manual_seed(0)
-    config = bertkit.BertConfig(**{**TINY_CONFIG, "hidden_dropout_prob": 0.0,
-                                   "attention_probs_dropout_prob": 0.0})
+    config = bertkit.BertConfig(**{**TINY_CONFIG, "hidden_dropout_prob": dropout,
+                                   "attention_probs_dropout_prob": dropout})
     bertkit.BertModel(config).save_pretrained(folder)
     bertkit.BertTokenizer.from_vocab(VOCAB).save(folder)
     return folder
+
+
+@pytest.fixture(scope="module")
+def dropout_free_checkpoint(tmp_path_factory):
+    return _tiny_checkpoint(tmp_path_factory.mktemp("tiny-no-dropout"), 0.0)
 
 
 def _record_fit(monkeypatch, est, X, y):
@@ -142,12 +146,7 @@ def test_multiple_choice_fit_follows_transformers(dropout_free_checkpoint, monke
 
 @pytest.fixture(scope="module")
 def dropout_checkpoint(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny-dropout")
-    torch.manual_seed(0)
-    config = bertkit.BertConfig(**{**TINY_CONFIG, "hidden_dropout_prob": 0.1,
-                                   "attention_probs_dropout_prob": 0.1})
-    bertkit.BertModel(config).save_pretrained(folder)
-    return folder
+    return _tiny_checkpoint(tmp_path_factory.mktemp("tiny-dropout"), 0.1)
 
 
 @pytest.mark.parametrize("attn_implementation", ["eager", "sdpa"])
