@@ -276,12 +276,6 @@ class Attention(nn.Module):
         self.self = SelfAttention(config, attention_fn, relative=relative)
         self.output = AddNorm(config, config.hidden_size)
 
-    def _project(self, hidden, source):
-        """Queries from ``hidden``, keys and values from ``source``."""
-        if self.qkv is not None and source is hidden:
-            return self.qkv(hidden).chunk(3, dim=-1)
-        return self.query(hidden), self.key(source), self.value(source)
-
     def forward(self, hidden, bias, head_mask, need_weights, past=None, kv_source=None, packing=None):
         context, probs, present = self.self(hidden, bias, head_mask, need_weights, past, kv_source, packing)
         return self.output(context, hidden), probs, present

@@ -35,6 +35,11 @@ def test_quantized_copy_has_int8_encoder_linears_and_leaves_the_model_alone():
     assert smoothed == {"attention.self.query", "attention.self.key", "attention.self.value",
                         "attention.self.qkv", "intermediate.dense"}
     attention = layer.attention.self
+    calls = []
+    attention.qkv.register_forward_hook(lambda *_: calls.append(1))
+    with torch.no_grad():
+        quantized(torch.randint(5, TINY_CONFIG["vocab_size"], (2, 6)))
+    assert calls == [1]  # self-attention runs the fused projection, once per forward
     x = torch.randn(2, 7, TINY_CONFIG["hidden_size"])
     with torch.no_grad():  # one quantisation of the input for all three: the same products
         for fused, alone in zip(attention.qkv(x).chunk(3, dim=-1),

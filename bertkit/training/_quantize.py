@@ -110,8 +110,9 @@ def _row_groups(rows: torch.Tensor) -> list[torch.Tensor] | None:
 class Int8Linear(nn.Module):
     """``nn.Linear`` with int8 weights (one scale per output channel, 7 or 8 bits: see
     :func:`weight_max`) and inputs quantised to 8 bits per call (one scale, or one per
-    group of rows of similar size with :data:`ROW_GROUPS`); optionally smoothed: ``input_scale`` (one per input channel)
-    divides the input and multiplies the weight's columns.
+    group of rows of similar size with :data:`ROW_GROUPS`); optionally smoothed:
+    ``input_scale`` (one per input channel) divides the input and multiplies the
+    weight's columns.
 
     Examples
     --------
@@ -152,9 +153,8 @@ class Int8Linear(nn.Module):
             return _linear_dynamic(x, self._packed, reduce_range=False)
         out = rows.new_empty(len(rows), self.out_features)
         for index in groups:
-            part = _linear_dynamic(rows.index_select(0, index), self._packed,
-                                                      reduce_range=False)
-            out.index_copy_(0, index, part)
+            out.index_copy_(0, index, _linear_dynamic(rows.index_select(0, index), self._packed,
+                                                      reduce_range=False))
         return out.view(*x.shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
