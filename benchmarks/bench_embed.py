@@ -17,6 +17,7 @@ every pass, so each pass tokenises everything as the peers do.
 Configurations (``--impls``):
   bertkit        BertEmbedder.transform, fp32 (packed: no compute on padding)
   bertkit-int8   BertEmbedder(precision="int8"): int8 dynamic quantisation of the encoder's linear layers
+  bertkit-bf16   BertEmbedder(precision="bf16"): bf16 autocast on the CPU (fast where the CPU has AMX)
   hf-sdpa        transformers AutoModel (sdpa), batches in input order
   hf-sdpa-sorted the same, batches sorted by text length (as sentence-transformers sorts)
   st             SentenceTransformer.encode
@@ -41,7 +42,7 @@ import common  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 CORPORA = ("sst2", "wiki-long")
-IMPLS = ("bertkit", "bertkit-int8", "hf-sdpa", "hf-sdpa-sorted", "st", "ort-sorted")
+IMPLS = ("bertkit", "bertkit-int8", "bertkit-bf16", "hf-sdpa", "hf-sdpa-sorted", "st", "ort-sorted")
 PEERS = ("hf-sdpa", "hf-sdpa-sorted", "st", "ort-sorted")
 MAX_LENGTH = {"sst2": 128, "wiki-long": 512}
 BATCH_SIZE = 32
@@ -75,12 +76,12 @@ def load_corpus(name: str, n: int, model_dir: str) -> list[str]:
 
 
 # ===================================================================== embedders
-def make_bertkit(model_dir: str, max_length: int, int8: bool):
+def make_bertkit(model_dir: str, max_length: int, precision: str):
     import bertkit
     from bertkit.estimators._base import CACHES
 
     est = bertkit.BertEmbedder(model=model_dir, max_length=max_length, batch_size=BATCH_SIZE,
-                               precision="int8" if int8 else "fp32", device="cpu").fit()
+                               precision=precision, device="cpu").fit()
 
     def embed(texts):
         CACHES.texts.clear()  # tokenise every pass, as the peers do
@@ -175,7 +176,7 @@ def run_one(a) -> dict:
     texts = load_corpus(a.task, n, a.model_dir)
     with common.CpuWatch() as load:
         if a.impl.startswith("bertkit"):
-            embed, info = make_bertkit(a.model_dir, max_length, int8=a.impl == "bertkit-int8")
+            embed, info = make_bertkit(a.model_dir, max_length, (a.impl.split("-") + ["fp32"])[1])
         elif a.impl.startswith("hf-sdpa"):
             embed, info = make_hf(a.model_dir, max_length, sort=a.impl.endswith("sorted"))
         elif a.impl == "st":

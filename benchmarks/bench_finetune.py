@@ -77,6 +77,7 @@ class Hyper:
     max_grad_norm: float
     max_length: int
     seed: int
+    precision: str = "fp32"
 
 
 # ===================================================================== one run (child process)
@@ -185,9 +186,9 @@ def run_bertkit(task: str, impl: str, data: dict, hp: Hyper, logging_steps: int)
     if impl == "bertkit":
         est = cls(max_length=hp.max_length, batch_size=hp.batch_size, learning_rate=hp.learning_rate,
                   n_epochs=hp.epochs, weight_decay=hp.weight_decay, warmup_ratio=hp.warmup_ratio,
-                  max_grad_norm=hp.max_grad_norm, random_state=hp.seed)
+                  max_grad_norm=hp.max_grad_norm, random_state=hp.seed, precision=hp.precision)
     else:  # bertkit-default
-        est = cls(n_epochs=hp.epochs, random_state=hp.seed)
+        est = cls(n_epochs=hp.epochs, random_state=hp.seed, precision=hp.precision)
 
     with common.CpuWatch() as fit_watch:
         est.fit(data["X_train"], data["y_train"])
@@ -297,6 +298,7 @@ def run_hf(task: str, impl: str, data: dict, hp: Hyper, logging_steps: int, eval
         eval_strategy="no",
         report_to="none",
         seed=hp.seed,
+        bf16=hp.precision == "bf16",
         use_cpu=True,
         dataloader_num_workers=0,
         dataloader_pin_memory=False,
@@ -418,7 +420,8 @@ def hyper(a, task: str) -> Hyper:
     epochs = a.stsb_epochs if (task == "stsb" and a.stsb_epochs is not None) else a.epochs
     return Hyper(learning_rate=a.lr, batch_size=a.batch_size, epochs=epochs,
                  warmup_ratio=a.warmup_ratio, weight_decay=a.weight_decay,
-                 max_grad_norm=a.max_grad_norm, max_length=a.max_length, seed=a.seed)
+                 max_grad_norm=a.max_grad_norm, max_length=a.max_length, seed=a.seed,
+                 precision=a.precision)
 
 
 def child_args(a, task: str, impl: str, repeat: int, result_file: str) -> list[str]:
@@ -428,7 +431,8 @@ def child_args(a, task: str, impl: str, repeat: int, result_file: str) -> list[s
             "--warmup-ratio", repr(a.warmup_ratio), "--weight-decay", repr(a.weight_decay),
             "--max-grad-norm", repr(a.max_grad_norm), "--max-length", str(a.max_length),
             "--seed", str(a.seed), "--logging-steps", str(a.logging_steps),
-            "--threads", str(a.threads), "--eval-batch-size", str(a.eval_batch_size)]
+            "--threads", str(a.threads), "--eval-batch-size", str(a.eval_batch_size),
+            "--precision", a.precision]
     if a.stsb_epochs is not None:
         args += ["--stsb-epochs", str(a.stsb_epochs)]
     if a.train_limit is not None:
@@ -545,6 +549,9 @@ def parse(argv=None):
     p.add_argument("--max-grad-norm", type=float, default=1.0)
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="both sides: bf16 autocast (bertkit precision='bf16', Trainer bf16=True); "
+                        "fast on CPUs with AMX")
     p.add_argument("--logging-steps", type=int, default=None, help="loss-curve window (default 50; quick 5)")
     p.add_argument("--eval-batch-size", type=int, default=64, help="Trainer's dev-set batch size")
     p.add_argument("--threads", type=int, default=common.THREADS)
