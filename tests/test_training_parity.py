@@ -20,6 +20,7 @@ from estimator_fixtures import TINY_CONFIG, VOCAB, one_torch_thread  # noqa: F40
 
 import bertkit
 import bertkit.training._loop as loop
+from bertkit.estimators import _fitting
 
 transformers = pytest.importorskip("transformers")
 
@@ -47,7 +48,7 @@ def dropout_free_checkpoint(tmp_path_factory):
 
 def _record_fit(monkeypatch, est, X, y):
     """Fit ``est`` on batches in input order; return its initial weights, each step's
-    model inputs and logits."""
+    model inputs and outputs (a dict of tensors), and the targets ``fit`` trained on."""
     monkeypatch.setattr(loop, "train_batches", lambda lengths, size, rng, **kw: [
         np.arange(i, min(i + size, len(lengths))) for i in range(0, len(lengths), size)])
     start: dict = {}
@@ -58,23 +59,32 @@ def _record_fit(monkeypatch, est, X, y):
         freeze(model, **kwargs)
 
     monkeypatch.setattr(loop, "freeze", keep_initial_weights)
-    steps: list[tuple[dict, torch.Tensor]] = []
+    steps: list[tuple[dict, dict]] = []
     forward = bertkit.BertTaskModel.forward
 
     def recording_forward(self, **inputs):
         out = forward(self, **inputs)
         if self.training:
             steps.append(({k: v.clone() for k, v in inputs.items() if torch.is_tensor(v)},
-                          out["logits"].detach().clone()))
+                          {k: v.detach().clone() for k, v in out.items() if torch.is_tensor(v)}))
         return out
 
     monkeypatch.setattr(bertkit.BertTaskModel, "forward", recording_forward)
+    targets = []
+    train = _fitting.fit
+
+    def keep_targets(model, data, batch_targets, *args, **kwargs):
+        targets.append(batch_targets)
+        return train(model, data, batch_targets, *args, **kwargs)
+
+    monkeypatch.setattr(_fitting, "fit", keep_targets)
     est.fit(X, y)
-    return start, steps
+    return start, steps, targets[0]
 
 
-def _replay_in_transformers(model, start, steps, targets, hyper):
-    """Train ``model`` from ``start`` on the recorded inputs as Trainer does; its losses."""
+def _replay_in_transformers(model, start, steps, targets, hyper, loss_of=None):
+    """Train ``model`` from ``start`` on the recorded inputs as Trainer does; its losses.
+    ``loss_of(model, inputs, target)`` (default: the model's own loss for ``labels``)."""
     model.load_state_dict({k.removeprefix("head."): v for k, v in start.items()})
     args = transformers.TrainingArguments(
         output_dir="unused", per_device_train_batch_size=hyper["batch_size"],
@@ -87,7 +97,7 @@ def _replay_in_transformers(model, start, steps, targets, hyper):
     model.train()
     losses = []
     for (inputs, _), target in zip(steps, targets, strict=True):
-        loss = model(**inputs, labels=target).loss
+        loss = model(**inputs, labels=target).loss if loss_of is None else loss_of(model, inputs, target)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), hyper["max_grad_norm"])
         trainer.optimizer.step()
@@ -98,13 +108,13 @@ def _replay_in_transformers(model, start, steps, targets, hyper):
 
 
 def _bertkit_losses(steps, targets):
-    return [float(torch.nn.functional.cross_entropy(logits, target))
-            for (_, logits), target in zip(steps, targets, strict=True)]
+    return [float(torch.nn.functional.cross_entropy(out["logits"], target))
+            for (_, out), target in zip(steps, targets, strict=True)]
 
 
 def test_classifier_fit_follows_transformers(dropout_free_checkpoint, monkeypatch):
     est = bertkit.BertClassifier(model=str(dropout_free_checkpoint), **HYPER)
-    start, steps = _record_fit(monkeypatch, est, SENTENCES, LABELS)
+    start, steps, _ = _record_fit(monkeypatch, est, SENTENCES, LABELS)
     codes = torch.as_tensor(np.searchsorted(est.classes_, LABELS))
     batches = [codes[i:i + HYPER["batch_size"]] for i in range(0, len(codes), HYPER["batch_size"])]
     targets = batches * HYPER["n_epochs"]
@@ -131,7 +141,7 @@ def test_multiple_choice_fit_follows_transformers(dropout_free_checkpoint, monke
     X = list(zip(prompts, choices, strict=True))
     hyper = {**HYPER, "batch_size": 2}
     est = bertkit.BertMultipleChoice(model=str(dropout_free_checkpoint), **hyper)
-    start, steps = _record_fit(monkeypatch, est, X, answers)
+    start, steps, _ = _record_fit(monkeypatch, est, X, answers)
     labels = torch.tensor(answers)
     targets = [labels[i:i + 2] for i in range(0, len(labels), 2)] * hyper["n_epochs"]
     assert len(steps) == len(targets) == 6
@@ -142,6 +152,51 @@ def test_multiple_choice_fit_follows_transformers(dropout_free_checkpoint, monke
     ours = _bertkit_losses(steps, targets)
     assert ours[-1] < ours[0] - 0.05
     np.testing.assert_allclose(ours, hf, rtol=0, atol=2e-5)
+
+
+def _span_loss(start_logits, end_logits, mask, target):
+    """bertkit's question-answering loss: the mean of the start and end cross-entropies
+    over each window's real tokens (transformers' own loss keeps padding in the softmax)."""
+    pad = mask == 0
+    return (torch.nn.functional.cross_entropy(start_logits.masked_fill(pad, -1e4), target[:, 0])
+            + torch.nn.functional.cross_entropy(end_logits.masked_fill(pad, -1e4), target[:, 1])) / 2
+
+
+def test_question_answerer_fit_follows_transformers(dropout_free_checkpoint, monkeypatch):
+    contexts = ["the cat sat on the mat", "a dog ran", "the plot was very dull", "great acting and a fun plot",
+                "the film was good", "not a good movie"]
+    questions = ["who sat", "what ran", "how was the plot", "what was great", "what was good", "what was not"]
+    answers = ["the cat", "a dog", "very dull", "acting", "the film", "a good movie"]
+    X = list(zip(questions, contexts, strict=True))
+    y = [{"text": a, "answer_start": c.index(a)} for a, c in zip(answers, contexts, strict=True)]
+    hyper = {**HYPER, "batch_size": 2}
+    est = bertkit.BertQuestionAnswerer(model=str(dropout_free_checkpoint), **hyper)
+    start, steps, positions = _record_fit(monkeypatch, est, X, y)
+    assert est.n_windows_ == len(X)  # one window each: batches of questions are batches of windows
+    targets = [positions[i:i + 2] for i in range(0, len(X), 2)] * hyper["n_epochs"]
+    assert len(steps) == len(targets) == 6
+    assert all((target > 0).all() for target in targets)  # every answer is in its window, not at [CLS]
+    ours = [float(_span_loss(out["start_logits"], out["end_logits"], inputs["attention_mask"], target))
+            for (inputs, out), target in zip(steps, targets, strict=True)]
+    model = transformers.BertForQuestionAnswering.from_pretrained(dropout_free_checkpoint,
+                                                                  attn_implementation="eager")
+
+    def loss_of(model, inputs, target):
+        out = model(**inputs)
+        return _span_loss(out.start_logits, out.end_logits, inputs["attention_mask"], target)
+
+    hf = _replay_in_transformers(model, start, steps, targets, hyper, loss_of)
+    assert ours[-1] < ours[0] - 0.05
+    np.testing.assert_allclose(ours, hf, rtol=0, atol=2e-5)
+    # and the answers it trained on are the tokens transformers' offsets give
+    tok = transformers.BertTokenizerFast(vocab_file=None, tokenizer_file=str(dropout_free_checkpoint / "tokenizer.json"))
+    enc = tok(questions, contexts, return_offsets_mapping=True)
+    for i, answer in enumerate(y):
+        first, last = answer["answer_start"], answer["answer_start"] + len(answer["text"])
+        sequence, offsets = enc.sequence_ids(i), enc["offset_mapping"][i]
+        want = (next(j for j, s in enumerate(sequence) if s == 1 and offsets[j][1] > first),
+                max(j for j, s in enumerate(sequence) if s == 1 and offsets[j][0] < last))
+        assert tuple(positions[i].tolist()) == want, (i, answer)
 
 
 @pytest.fixture(scope="module")
