@@ -64,6 +64,18 @@ def test_train_batches_cover_every_index_once_in_length_groups():
     assert longest != sorted(longest, reverse=True) and longest != sorted(longest)
 
 
+def test_train_batches_group_lengths_within_chunks_of_200_batches_not_the_whole_set():
+    # Each batch comes from one chunk of 200 batches' worth of shuffled examples (here
+    # 1,600 of 4,000), sorted by length within the chunk: little padding, and batches
+    # still mix examples from all over the set from one epoch to the next.
+    lengths = np.random.default_rng(3).integers(1, 100, size=4000)
+    batches = train_batches(lengths, 8, np.random.default_rng(0))
+    order = np.random.default_rng(0).permutation(4000)  # the shuffle train_batches starts with
+    chunks = [set(order[i:i + 1600].tolist()) for i in range(0, 4000, 1600)]
+    assert all(any(set(b.tolist()) <= chunk for chunk in chunks) for b in batches)
+    assert not all(set(b.tolist()) <= chunks[0] for b in batches[:20])  # chunks' batches shuffled together
+
+
 def test_train_batches_are_reshuffled_every_epoch_and_seeded():
     lengths = np.random.default_rng(0).integers(1, 50, size=300)
     rng = np.random.default_rng(7)
