@@ -185,7 +185,7 @@ def test_int8_weights_are_packed_for_onednn_where_amx_makes_it_fast(monkeypatch)
         q.engine.cache_clear()
         try:
             assert q.engine() == want
-            assert q.per_row() is (want == "onednn")  # per-row ranges pay where the kernels are fast
+            assert q.default_per_row() is (want == "onednn")  # per-row ranges pay where the kernels are fast
             linear = torch.nn.Linear(64, 32)
             int8 = Int8Linear(linear)
             assert int8.per_row is (want == "onednn")
@@ -196,7 +196,7 @@ def test_int8_weights_are_packed_for_onednn_where_amx_makes_it_fast(monkeypatch)
         finally:
             q.engine.cache_clear()
     monkeypatch.setattr(q, "PER_ROW", False)
-    assert q.per_row() is False
+    assert q.default_per_row() is False
 
 
 def test_smoothing_moves_input_outliers_into_the_weights():

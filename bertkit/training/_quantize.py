@@ -85,7 +85,7 @@ def engine() -> str:
     return torch.backends.quantized.engine
 
 
-def per_row() -> bool:
+def default_per_row() -> bool:
     """Whether new :class:`Int8Linear` layers quantise per row (see :data:`PER_ROW`)."""
     return engine() == "onednn" if PER_ROW is None else bool(PER_ROW)
 
@@ -125,7 +125,7 @@ def weight_max() -> int:
 class Int8Linear(nn.Module):
     """``nn.Linear`` with int8 weights (one scale per output channel, 7 or 8 bits: see
     :func:`weight_max`) and inputs quantised to 8 bits per call, over one range or over
-    one range per row (``per_row``, default :func:`per_row`; see :data:`PER_ROW`).
+    one range per row (``per_row``, default :func:`default_per_row`; see :data:`PER_ROW`).
 
     ``input_scale`` (optional, one per input channel) smooths the layer: it divides the
     input and multiplies the weight's columns. ``owns_input`` lets the per-row path
@@ -147,7 +147,7 @@ class Int8Linear(nn.Module):
                  per_row: bool | None = None, owns_input: bool = False):
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
-        self.per_row = globals()["per_row"]() if per_row is None else bool(per_row)
+        self.per_row = default_per_row() if per_row is None else bool(per_row)
         self.owns_input = owns_input
         weight = linear.weight.detach().float()
         if input_scale is not None:
@@ -236,7 +236,7 @@ def quantize_int8(model: nn.Module, device: torch.device) -> nn.Module:
             f"precision='int8' runs on the CPU only (PyTorch's dynamic int8 kernels); the "
             f"device is {device}. Use device='cpu', or precision='bf16'/'fp16' on a GPU."
         )
-    signature = (_signature(model), per_row())
+    signature = (_signature(model), default_per_row())
     cached = _COPIES.get(model)
     if cached is not None and cached[0] == signature:
         return cached[1]
