@@ -99,12 +99,16 @@ def distinct_texts(n: int) -> list[str]:
     raise SystemExit(f"only {len(out)} distinct sentences in the shared data, asked for {n}")
 
 
-def run_stream(n: int, batch_size: int) -> dict:
+def run_stream(n: int, batch_size: int, heap_slack_mb: float | None = None) -> dict:
     import gc
 
     import torch
 
     import bertkit
+    from bertkit.training import _loop
+
+    if heap_slack_mb is not None:  # bertkit trims the heap when RSS grows by more than this
+        _loop.HEAP_SLACK = int(heap_slack_mb * MB)
 
     texts = distinct_texts(n)
     emb = bertkit.BertEmbedder(batch_size=batch_size, device="cpu")
@@ -115,6 +119,7 @@ def run_stream(n: int, batch_size: int) -> dict:
     with PeakRss() as rss:
         out = emb.transform(texts)
     wall = time.perf_counter() - start
+    after = rss_mb()
     output_mb = out.nbytes / MB
     growth = rss.peak - rss.before
     from bertkit.estimators._base import CACHES
@@ -122,7 +127,8 @@ def run_stream(n: int, batch_size: int) -> dict:
     return {"check": "stream", "n_texts": n, "batch_size": batch_size, "wall_s": round(wall, 1),
             "texts_per_s": round(n / wall, 1), "rss_before_mb": round(rss.before, 1),
             "rss_peak_mb": round(rss.peak, 1), "growth_mb": round(growth, 1), "output_mb": round(output_mb, 1),
-            "working_set_mb": round(growth - output_mb, 1), "cached_texts": len(CACHES.texts),
+            "rss_after_mb": round(after, 1), "working_set_mb": round(growth - output_mb, 1), "cached_texts": len(CACHES.texts),
+            "cache_mb": round(CACHES.n_bytes / MB, 1), "heap_slack_mb": round(_loop.HEAP_SLACK / MB, 1),
             "threads": torch.get_num_threads()}
 
 
@@ -164,10 +170,12 @@ def table(records: list[dict]) -> str:
     lines = []
     streams = [r for r in records if r.get("check") == "stream"]
     if streams:
-        lines += ["| texts | texts/s | RSS before MB | peak growth MB | output MB | working set MB | cached texts |",
-                  "| --- | --- | --- | --- | --- | --- | --- |"]
-        lines += [f"| {r['n_texts']:,} | {r['texts_per_s']} | {r['rss_before_mb']} | {r['growth_mb']} | "
-                  f"{r['output_mb']} | {r['working_set_mb']} | {r['cached_texts']:,} |" for r in streams]
+        lines += ["| texts | heap slack MB | texts/s | RSS before MB | peak growth MB | output MB | working set MB "
+                  "| RSS after MB | cached texts (MB) |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        lines += [f"| {r['n_texts']:,} | {r.get('heap_slack_mb', '-')} | {r['texts_per_s']} | {r['rss_before_mb']} | "
+                  f"{r['growth_mb']} | {r['output_mb']} | {r['working_set_mb']} | {r.get('rss_after_mb', '-')} | "
+                  f"{r['cached_texts']:,} ({r.get('cache_mb', '-')}) |" for r in streams]
     for r in (r for r in records if r.get("check") == "grid"):
         lines += ["", f"grid search, {r['n_fits']} fits on {r['n_texts']:,} texts in {r['wall_s']} s: RSS after each "
                   f"fit {r['rss_after_each_fit_mb']} MB; max growth after the first fit "
@@ -182,6 +190,8 @@ def main(argv=None) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--grid-texts", type=int, default=2000)
     p.add_argument("--threads", type=int, default=common.THREADS)
+    p.add_argument("--heap-slack-mb", type=float, default=None,
+                   help="stream: bertkit's HEAP_SLACK (default: bertkit's; a huge value turns the guard off)")
     p.add_argument("--out", default=str(HERE / "results" / "memory.jsonl"))
     p.add_argument("--summarize", nargs="+", metavar="JSONL")
     p.add_argument("--one", help=argparse.SUPPRESS)  # "stream:N" or "grid:N": run here, JSON to stdout
@@ -192,7 +202,7 @@ def main(argv=None) -> None:
     if a.one:
         common.set_threads(a.threads)
         check, n = a.one.split(":")
-        record = run_stream(int(n), a.batch_size) if check == "stream" else run_grid(int(n))
+        record = run_stream(int(n), a.batch_size, a.heap_slack_mb) if check == "stream" else run_grid(int(n))
         print(json.dumps(record), flush=True)
         return
     runs = []
@@ -205,6 +215,8 @@ def main(argv=None) -> None:
     for run in runs:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--one", run, "--threads", str(a.threads),
                "--batch-size", str(a.batch_size)]
+        if a.heap_slack_mb is not None:
+            cmd += ["--heap-slack-mb", str(a.heap_slack_mb)]
         done = subprocess.run(cmd, capture_output=True, text=True, env=common.thread_env(a.threads))
         if done.returncode:
             print(done.stderr[-3000:], file=sys.stderr)

@@ -138,10 +138,14 @@ class Embeddings(nn.Module):
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        #: Replaces the word lookup while gradients are on (the fit loop sets it; see
+        #: :mod:`bertkit.training._rows`).
+        self.word_lookup = None
 
     def forward(self, input_ids, token_type_ids, position_ids, inputs_embeds):
         if inputs_embeds is None:
-            inputs_embeds = self.word_embeddings(input_ids)  # (b, s, H)
+            lookup = self.word_lookup if self.word_lookup is not None and torch.is_grad_enabled() else None
+            inputs_embeds = (lookup or self.word_embeddings)(input_ids)  # (b, s, H)
         x = inputs_embeds + self.token_type_embeddings(token_type_ids)
         if self.config.position_embedding_type == "absolute":
             x = x + self.position_embeddings(position_ids)

@@ -9,8 +9,10 @@ scripted evaluation scores; estimator-level tests fit the tiny checkpoint of
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -249,14 +251,14 @@ def test_a_short_accumulation_group_averages_its_own_batches(monkeypatch):
 
     data, targets = _loop_data(40)
     grads = []
-    real_clip = _loop.nn.utils.clip_grad_norm_
+    real_clip = _loop.clip_grad_norm
 
     def capture(params, *args, **kwargs):
         params = list(params)
         grads.append(torch.cat([p.grad.flatten() for p in params if p.grad is not None]).clone())
         return real_clip(params, *args, **kwargs)
 
-    monkeypatch.setattr(_loop.nn.utils, "clip_grad_norm_", capture)
+    monkeypatch.setattr(_loop, "clip_grad_norm", capture)
     for batch_size, accumulate in ((8, 8), (40, 1)):
         torch.manual_seed(0)  # no dropout: both runs compute the same function
         config = bertkit.BertConfig(**{**TINY_CONFIG, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0})
@@ -474,6 +476,51 @@ def test_long_predictions_and_fits_hand_freed_memory_back(tiny_model_dir, toy_da
     assert calls == [1, 1]
 
 
+def test_streamed_predictions_trim_after_the_last_chunk(tiny_model_dir, monkeypatch):
+    from bertkit.estimators import _base
+    from bertkit.training import _loop
+
+    emb = bertkit.BertEmbedder(model=tiny_model_dir, device="cpu").fit()
+    calls = []
+    monkeypatch.setattr(_loop, "release_memory", lambda: calls.append(1))
+    monkeypatch.setattr(_base, "STREAM_TEXTS", 4)
+    emb.transform([f"text number {i}" for i in range(9)])  # chunks of 4, 4 and 1: each too short
+    assert calls == [1]
+
+
+def test_heap_guard_trims_when_the_resident_size_grows(monkeypatch):
+    from bertkit.training import _loop
+
+    if _loop._malloc_trim() is None or _loop._resident_bytes() is None:
+        pytest.skip("needs glibc and /proc/self/statm")
+    calls = []
+    monkeypatch.setattr(_loop, "release_memory", lambda: calls.append(1))
+    guard = _loop.HeapGuard(slack=64 * 2**20)
+    guard.check()
+    assert calls == []
+    held = np.ones(128 * 2**20 // 8)  # 128 MB, pages touched
+    guard.check()
+    assert calls == [1] and guard.trims == 1
+    guard.check()  # measured again after the trim: no growth since
+    assert calls == [1]
+    del held
+
+
+def test_predictions_check_the_heap_after_every_batch(tiny_model_dir, toy_data, monkeypatch):
+    from bertkit.training import _loop
+
+    checks = []
+    monkeypatch.setattr(_loop.HeapGuard, "check", lambda self: checks.append(1))
+    X, labels = toy_data
+    clf = _clf(tiny_model_dir, n_epochs=1, batch_size=2).fit(X, labels)
+    checks.clear()
+    batches = []
+    original = _loop.inference_batches
+    monkeypatch.setattr(_loop, "inference_batches", lambda *a, **k: batches.extend(original(*a, **k)) or batches)
+    clf.predict(X)
+    assert len(checks) == len(batches) > 1
+
+
 def test_release_memory_runs_here():
     import platform
 
@@ -482,3 +529,72 @@ def test_release_memory_runs_here():
     _loop.release_memory()  # glibc: malloc_trim; elsewhere a no-op
     glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
     assert (_loop._malloc_trim() is not None) == glibc
+
+
+# ============================================================== row gradients of the word embeddings
+def _train_steps(model, batches, *, rows: bool, max_norm: float):
+    """Two micro-batches per optimizer step, clipping, as ``fit`` does. (SGD with momentum:
+    AdamW would blow float noise in gradients that are zero in theory, like the key
+    biases', up to the learning rate.)"""
+    from bertkit.training import _rows
+
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5 if max_norm < 1 else 0.01, momentum=0.9, weight_decay=0.01)
+    with _rows.row_gradients(model) if rows else contextlib.nullcontext([]) as row_grads:
+        assert len(row_grads) == (1 if rows else 0)
+        for i, (ids, mask) in enumerate(batches):
+            logits = model(input_ids=ids, attention_mask=mask)["logits"]
+            (logits.square().sum() / 2).backward()
+            if i % 2 == 1:
+                if rows:
+                    _rows.clip_grad_norm(model.parameters(), max_norm, row_grads)
+                else:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("max_norm", [1e-3, 1e6])  # clipping on, and off
+def test_row_gradients_train_exactly_like_dense_ones(tiny_model_dir, max_norm):
+    import copy
+
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the new head
+        base = bertkit.load_pretrained(tiny_model_dir, head="sequence_classification", num_labels=3).eval()
+    pad = base.config.pad_token_id
+    batches = []
+    for i in range(8):  # different rows every batch; padding in each
+        ids = torch.randint(5, 30 + 7 * i, (3, 7))  # the tiny vocabulary has 84 pieces
+        mask = torch.ones_like(ids)
+        ids[0, 4:], mask[0, 4:] = pad, 0
+        ids[1, 2] = pad  # attended: its row still gets no gradient (padding_idx)
+        batches.append((ids, mask))
+    dense = _train_steps(copy.deepcopy(base), batches, rows=False, max_norm=max_norm)
+    rows = _train_steps(copy.deepcopy(base), batches, rows=True, max_norm=max_norm)
+    for name in dense:
+        torch.testing.assert_close(rows[name], dense[name], rtol=1e-5, atol=1e-6, msg=name)
+    assert not torch.equal(dense["bert.embeddings.word_embeddings.weight"],
+                           base.state_dict()["bert.embeddings.word_embeddings.weight"])
+
+
+def test_fit_uses_row_gradients_and_removes_them(tiny_model_dir, toy_data, monkeypatch):
+    from bertkit.training import _rows
+
+    X, labels = toy_data
+    seen = []
+    original = _rows.RowGradients.accumulate
+    monkeypatch.setattr(_rows.RowGradients, "accumulate", lambda self, *a: seen.append(1) or original(self, *a))
+    clf = _clf(tiny_model_dir, n_epochs=1).fit(X, labels)
+    assert seen and clf.model_.bert.embeddings.word_lookup is None
+    monkeypatch.setattr(_rows, "_eligible", lambda *a: False)  # PyTorch's dense gradients
+    dense = _clf(tiny_model_dir, n_epochs=1).fit(X, labels)
+    np.testing.assert_allclose(clf.predict_proba(X), dense.predict_proba(X), atol=1e-5)
+
+
+def test_tied_word_embeddings_keep_dense_gradients(tiny_model_dir):
+    from bertkit.training import _rows
+
+    model = bertkit.load_pretrained(tiny_model_dir, head="masked_lm")
+    with _rows.row_gradients(model) as row_grads:
+        assert row_grads == []  # the decoder shares the matrix: its dense gradient would land in the buffer

@@ -33,7 +33,7 @@ from ..heads import BertTaskModel
 from ..modeling import BertModel
 from ..sources import resolve_model
 from ..tokenizer import load_tokenizer
-from ..training import Encoded, TrainSettings, predict_rows
+from ..training import Encoded, TrainSettings, _loop, predict_rows
 from ..training._loop import progress_bar
 from ._input import TextColumns, check_texts
 
@@ -340,6 +340,7 @@ class BertEstimatorBase(BaseEstimator):
                     out = np.empty((n, *values.shape[1:]), dtype=values.dtype)
                 out[index] = values
                 bar.update(len(index))
+        _loop.release_memory()  # the last chunk may be too short to trim on its own
         return out
 
     def _predict(self, encoded: Encoded, output_fn, desc: str, *, model=None, tokenizer=None, **options):
