@@ -8,6 +8,9 @@ Two checks of issue 5's memory point, each configuration in its own process:
             during the call; the record gives the peak growth over the RSS just before it,
             the size of the returned array, and their difference: the working set. Run at
             two sizes (default 10,000 and 100,000), the working set must not grow with N.
+            The texts come in that order, so 100,000 include long WikiText-2 sentences
+            that 10,000 do not. ``--heap-slack-mb`` sets bertkit's ``HEAP_SLACK`` (the
+            resident growth at which a prediction trims the heap; 1e6 turns it off).
 ``grid``    ``GridSearchCV`` over a ``BertClassifier`` (2 learning rates x 2 batch sizes,
             2 folds: 8 fits, then the refit) on SST-2 sentences. The scorer records the RSS
             after every fit; the record gives the growth after the first fit.
@@ -15,6 +18,7 @@ Two checks of issue 5's memory point, each configuration in its own process:
   .venv/bin/python benchmarks/bench_memory.py                    # both, ~15 min
   .venv/bin/python benchmarks/bench_memory.py --checks grid
   .venv/bin/python benchmarks/bench_memory.py --sizes 1000,20000 --checks stream
+  .venv/bin/python benchmarks/bench_memory.py --checks stream --heap-slack-mb 1000000   # no trims
   .venv/bin/python benchmarks/bench_memory.py --summarize benchmarks/results/memory.jsonl
 
 Results are appended to ``results/memory.jsonl``.
