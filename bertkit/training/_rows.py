@@ -9,8 +9,8 @@ SST-2 training step on 2 threads (about 15 of 180 ms).
 
 :func:`row_gradients` makes the fit loop keep one gradient buffer per word-embedding
 matrix for the whole fit: each step zeroes the rows the step before wrote, then adds
-this step's rows. The gradient the optimizer sees is the same tensor, with the same
-values, as PyTorch's (same order of additions per row; the padding row gets none).
+this step's rows. The gradient the optimizer sees has the same
+values as PyTorch's (same order of additions per row; the padding row gets none).
 """
 
 from __future__ import annotations
