@@ -285,8 +285,9 @@ class HeapGuard:
 
     def __init__(self, slack: int | None = None):
         self.slack = HEAP_SLACK if slack is None else slack
-        self.enabled = _malloc_trim() is not None and _resident_bytes() is not None
-        self.base = _resident_bytes() if self.enabled else 0
+        resident = _resident_bytes()
+        self.enabled = _malloc_trim() is not None and resident is not None
+        self.base = resident if self.enabled else 0
         self.trims = 0
 
     def check(self) -> None:

@@ -58,11 +58,10 @@ class RowGradients:
     def rows(self) -> torch.Tensor | None:
         """The distinct rows the gradient may hold non-zero values in, or None when it is
         not (only) this buffer's doing (no gradient, or one PyTorch made)."""
-        weight = self.embedding.weight
-        if weight.grad is None or weight.grad is not self.buffer:
+        if self.buffer is None or self.embedding.weight.grad is not self.buffer:
             return None
         if not self.written:
-            return torch.empty(0, dtype=torch.long, device=weight.device)
+            return torch.empty(0, dtype=torch.long, device=self.buffer.device)
         return torch.unique(torch.cat(self.written))
 
 
