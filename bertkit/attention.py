@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from ._errors import UnsupportedOptionError
+from . import dropout as _dropout_masks
+from .dropout import _mask, _threshold, dropout
 
 __all__ = ["attention_signature", "sdpa_attention", "eager_attention", "get_attention"]
 
@@ -69,7 +71,10 @@ def sdpa_attention(query, key, value, *, bias, dropout_p, scale, head_mask, need
     """``torch.nn.functional.scaled_dot_product_attention`` (fused kernels where possible).
 
     On the CPU, batches of at most :data:`CPU_SHORT_KEYS` keys are computed with two
-    batched matmuls instead, which is faster there and gives the same result. A head
+    batched matmuls instead, which is faster there and gives the same result. CPU
+    training with dropout runs :class:`_DropoutAttention` (PyTorch's fused CPU kernels
+    have no dropout, and its fallback is 2-5x slower; unless
+    :data:`bertkit.dropout.TORCH_MASKS` asks for PyTorch's masks). A head
     mask is applied to the context: for per-head multipliers this equals masking the
     probabilities exactly. Attention probabilities are never returned, so
     ``need_weights=True`` raises.
@@ -80,7 +85,11 @@ def sdpa_attention(query, key, value, *, bias, dropout_p, scale, head_mask, need
             "(output_attentions=True): its fused kernels never build them. Load the model "
             "with attention='eager' to get them."
         )
-    if query.device.type == "cpu" and key.shape[-2] <= CPU_SHORT_KEYS:
+    if (dropout_p > 0.0 and query.device.type == "cpu" and not _dropout_masks.TORCH_MASKS
+            and query.dtype == torch.float32
+            and not torch.is_autocast_enabled("cpu") and (bias is None or not bias.requires_grad)):
+        context = _dropout_attention(query, key, value, bias, dropout_p, scale)
+    elif query.device.type == "cpu" and key.shape[-2] <= CPU_SHORT_KEYS:
         context, _ = eager_attention(query, key, value, bias=bias, dropout_p=dropout_p, scale=scale,
                                      head_mask=None, need_weights=False)
     else:
@@ -92,6 +101,81 @@ def sdpa_attention(query, key, value, *, bias, dropout_p, scale, head_mask, need
     return context, None
 
 
+#: Scores per chunk in :class:`_DropoutAttention`: 1 MB of floats, so a chunk's scores,
+#: probabilities and mask stay in a core's L2 cache.
+CHUNK_SCORES = 1 << 18
+
+
+class _DropoutAttention(torch.autograd.Function):
+    """``dropout(softmax(q k^T * scale + bias)) v`` in chunks, for CPU training.
+
+    What :func:`torch.nn.functional.scaled_dot_product_attention` lacks on the CPU:
+    its fused kernels have no dropout, and its fallback keeps every probability, mask
+    and dropped probability of the batch for the backward pass (at 384 tokens, 57 MB
+    each per 8 sequences and layer). Here the (batch x head) rows go through in chunks
+    of :data:`CHUNK_SCORES` scores that stay in cache; the backward pass recomputes a
+    chunk's probabilities, and redraws its mask from the same seed, as flash attention
+    does. Kept for backward: q, k, v, the output and one seed.
+    Shapes: q ``(n, s, d)``, k and v ``(n, t, d)``, bias ``(n, s or 1, t)`` or None.
+    """
+
+    @staticmethod
+    def _chunks(n, s, t):
+        step = max(1, CHUNK_SCORES // (s * t))
+        return [slice(i, min(i + step, n)) for i in range(0, n, step)]
+
+    @staticmethod
+    def _probs(q, k, bias):
+        scores = torch.bmm(q, k.transpose(1, 2)) if bias is None else torch.baddbmm(bias, q, k.transpose(1, 2))
+        return torch.softmax(scores, dim=-1)
+
+    @staticmethod
+    def forward(ctx, q, k, v, bias, p, scale):
+        q = q * scale
+        seed = int(torch.empty((), dtype=torch.int64).random_())  # from the global generator
+        generator = torch.Generator().manual_seed(seed)
+        levels, mask_scale = _threshold(p)
+        out = q.new_empty(q.shape[:2] + v.shape[2:])
+        for rows in _DropoutAttention._chunks(q.shape[0], q.shape[1], k.shape[1]):
+            probs = _DropoutAttention._probs(q[rows], k[rows], None if bias is None else bias[rows])
+            probs.mul_(_mask(probs.shape, levels, mask_scale, generator))
+            torch.bmm(probs, v[rows], out=out[rows])
+        ctx.save_for_backward(q, k, v, bias, out)
+        ctx.seed, ctx.levels, ctx.mask_scale, ctx.scale = seed, levels, mask_scale, scale
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        q, k, v, bias, out = ctx.saved_tensors
+        generator = torch.Generator().manual_seed(ctx.seed)
+        grad = grad.contiguous()
+        # Softmax backward needs rowsum(dP * P) = rowsum(grad * out) (dP: gradient of
+        # the dropped probabilities, P: the probabilities).
+        rowsum = (grad * out).sum(-1, keepdim=True)
+        dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+        for rows in _DropoutAttention._chunks(q.shape[0], q.shape[1], k.shape[1]):
+            probs = _DropoutAttention._probs(q[rows], k[rows], None if bias is None else bias[rows])
+            mask = _mask(probs.shape, ctx.levels, ctx.mask_scale, generator)
+            torch.bmm((probs * mask).transpose(1, 2), grad[rows], out=dv[rows])
+            dscores = torch.bmm(grad[rows], v[rows].transpose(1, 2)).mul_(mask).sub_(rowsum[rows]).mul_(probs)
+            torch.bmm(dscores, k[rows], out=dq[rows])
+            torch.bmm(dscores.transpose(1, 2), q[rows], out=dk[rows])
+        return dq.mul_(ctx.scale), dk, dv, None, None, None
+
+
+def _dropout_attention(query, key, value, bias, dropout_p, scale):
+    """:class:`_DropoutAttention` on ``(batch, heads, len, dim)`` tensors."""
+    b, h, s, d = query.shape
+    t = key.shape[2]
+    if bias is not None:
+        bias = bias.expand(b, h, bias.shape[2], t).reshape(b * h, bias.shape[2], t)
+    context = _DropoutAttention.apply(
+        query.reshape(b * h, s, d), key.reshape(b * h, t, d), value.reshape(b * h, t, value.shape[3]),
+        bias, dropout_p, scale,
+    )
+    return context.view(b, h, s, value.shape[3])
+
+
 def eager_attention(query, key, value, *, bias, dropout_p, scale, head_mask, need_weights):
     """Explicit ``softmax(q k^T * scale + bias) v``; can return the probabilities."""
     scores = torch.matmul(query, key.transpose(-1, -2)) * scale  # (batch, heads, q, k)
@@ -99,7 +183,7 @@ def eager_attention(query, key, value, *, bias, dropout_p, scale, head_mask, nee
         scores = scores + bias
     probs = torch.softmax(scores, dim=-1)
     if dropout_p > 0.0:
-        probs = F.dropout(probs, p=dropout_p, training=True)
+        probs = dropout(probs, dropout_p)
     if head_mask is not None:
         probs = probs * head_mask
     context = torch.matmul(probs, value)  # (batch, heads, q, head_dim)

@@ -18,6 +18,7 @@ from torch import nn
 
 from ._errors import ConfigError, InputError
 from .config import BertConfig
+from .dropout import Dropout
 from .modeling import BertModel, Output, activation
 
 __all__ = [
@@ -135,9 +136,9 @@ class _LMHead(Head):
             self.cls.predictions.decoder.weight = bert.embeddings.word_embeddings.weight
 
 
-def _dropout(config: BertConfig) -> nn.Dropout:
+def _dropout(config: BertConfig) -> Dropout:
     p = config.classifier_dropout
-    return nn.Dropout(config.hidden_dropout_prob if p is None else p)
+    return Dropout(config.hidden_dropout_prob if p is None else p)
 
 
 def _configure_labels(cls, config: BertConfig, num_labels=None, labels=None) -> BertConfig:

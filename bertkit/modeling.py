@@ -23,6 +23,7 @@ from ._attrdict import AttrDict
 from ._errors import InputError
 from .attention import get_attention
 from .config import BertConfig
+from .dropout import Dropout
 
 __all__ = ["BertModel", "Output", "KVCache", "Packing"]
 
@@ -137,7 +138,7 @@ class Embeddings(nn.Module):
         self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
         #: Replaces the word lookup while gradients are on (the fit loop sets it; see
         #: :mod:`bertkit.training._rows`).
         self.word_lookup = None
@@ -268,7 +269,7 @@ class AddNorm(nn.Module):
         super().__init__()
         self.dense = nn.Linear(in_features, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         return self.LayerNorm(self.dropout(self.dense(x)) + residual)

@@ -19,6 +19,7 @@ import torch
 from estimator_fixtures import TINY_CONFIG, VOCAB, one_torch_thread  # noqa: F401
 
 import bertkit
+import bertkit.dropout
 import bertkit.training._loop as loop
 from bertkit.estimators import _fitting
 
@@ -206,11 +207,14 @@ def dropout_checkpoint(tmp_path_factory):
 
 @pytest.mark.parametrize("attn_implementation", ["eager", "sdpa"])
 def test_multiple_choice_training_draws_the_dropout_masks_transformers_draws(dropout_checkpoint,
-                                                                             attn_implementation):
-    """Dropout on, the same seed: bertkit's multiple-choice model, called as ``fit`` calls
-    it, gives transformers' training-mode logits and gradients. Both draw the same random
-    numbers in the same order for the same places (CommonsenseQA scored 2 points lower
-    while bertkit drew its masks otherwise; docs/benchmarks.md)."""
+                                                                             attn_implementation,
+                                                                             monkeypatch):
+    """Dropout on, the same seed, PyTorch's masks (``bertkit.dropout.TORCH_MASKS``):
+    bertkit's multiple-choice model, called as ``fit`` calls it, gives transformers'
+    training-mode logits and gradients. Both draw the same random numbers in the same
+    order for the same places, so the model computes transformers' function in training
+    mode too; with bertkit's own masks only the random numbers differ."""
+    monkeypatch.setattr(bertkit.dropout, "TORCH_MASKS", True)
     hf = transformers.BertForMultipleChoice.from_pretrained(
         dropout_checkpoint, attn_implementation=attn_implementation)
     with pytest.warns(UserWarning, match="newly initialised"):  # the head: copied below
