@@ -14,8 +14,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ._errors import UnsupportedOptionError
 from . import dropout as _dropout_masks
+from ._errors import UnsupportedOptionError
 from .dropout import _mask, _threshold, dropout
 
 __all__ = ["attention_signature", "sdpa_attention", "eager_attention", "get_attention"]

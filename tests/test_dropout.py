@@ -126,7 +126,7 @@ def test_chunked_dropout_attention_equals_explicit_with_the_same_masks(monkeypat
     upstream = torch.randn(out.shape, dtype=torch.float64, generator=gen)
     got = torch.autograd.grad(out, (q, k, v), upstream)
     want = torch.autograd.grad(ref, (q, k, v), upstream)
-    for g1, g2 in zip(got, want):
+    for g1, g2 in zip(got, want, strict=True):
         assert torch.allclose(g1, g2, atol=1e-10)
 
 
