@@ -598,3 +598,116 @@ def test_tied_word_embeddings_keep_dense_gradients(tiny_model_dir):
     model = bertkit.load_pretrained(tiny_model_dir, head="masked_lm")
     with _rows.row_gradients(model) as row_grads:
         assert row_grads == []  # the decoder shares the matrix: its dense gradient would land in the buffer
+
+
+def test_row_adamw_trains_like_adamw_on_the_whole_matrix(tiny_model_dir):
+    """A model trained with AdamW over the word-embedding rows read so far has, to the
+    bit, the weights of one trained with the optimizer's AdamW on the whole matrix
+    (layer-wise rates, a schedule, clipping, a sync half-way as evaluation does)."""
+    weight_decay = 0.0  # with decay, see the next test
+    import copy
+
+    from bertkit.training import _optim, _rows
+
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the new head
+        base = bertkit.load_pretrained(tiny_model_dir, head="sequence_classification", num_labels=3).eval()
+    pad = base.config.pad_token_id
+    batches = []
+    for i in range(8):  # more rows every batch; rows 66 and up are never read
+        ids = torch.randint(5, 24 + 6 * i, (3, 7))
+        mask = torch.ones_like(ids)
+        ids[0, 4:], mask[0, 4:] = pad, 0
+        batches.append((ids, mask))
+
+    def run(lazy):
+        model = copy.deepcopy(base).train()
+        torch.manual_seed(1)  # the same dropout masks in both runs
+        optimizer = torch.optim.AdamW(_optim.param_groups(model, learning_rate=1e-2, weight_decay=weight_decay,
+                                                          layer_lr_decay=0.8), fused=True)
+        scheduler = _optim.linear_schedule(optimizer, 2, len(batches))
+        with _rows.row_gradients(model) as row_grads:
+            row_adam = _rows.RowAdamW.for_optimizer(row_grads, optimizer) if lazy else []
+            assert len(row_adam) == int(lazy)
+            for step, (ids, mask) in enumerate(batches):
+                model(input_ids=ids, attention_mask=mask)["logits"].logsumexp(-1).sum().backward()
+                _rows.clip_grad_norm(model.parameters(), 0.5, row_grads)
+                for r in row_adam:
+                    r.step()
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                scheduler.step()
+                if step == 3:
+                    for r in row_adam:
+                        r.sync()
+                    half = model.bert.embeddings.word_embeddings.weight.detach().clone()
+            for r in row_adam:
+                r.sync()
+        if lazy:
+            assert not row_adam[0].seen[66:].any() and row_adam[0].seen[24:66].any()
+        return {k: v.detach().clone() for k, v in model.state_dict().items()}, half
+
+    (dense, dense_half), (lazy, lazy_half) = run(False), run(True)
+    name = "bert.embeddings.word_embeddings.weight"
+    assert torch.equal(lazy_half, dense_half)
+    for key in dense:
+        assert torch.equal(lazy[key], dense[key]), key
+    assert not torch.equal(lazy[name][5:24], base.state_dict()[name][5:24])
+
+
+def test_row_adamw_decays_unread_rows_like_adamw():
+    """With weight decay (and gradients that do not depend on the weights, so float
+    rounding cannot grow through the model): rows read late and rows never read end
+    where AdamW on the whole matrix puts them, to float rounding; sync applies the
+    decay owed."""
+    import copy
+
+    from bertkit.training import _optim, _rows
+
+    torch.manual_seed(0)
+    base = torch.nn.Embedding(40, 6, padding_idx=0)
+    coef = torch.randn(5, 6)
+    batches = [torch.randint(1, 6 + 4 * i, (5,)) for i in range(7)]  # rows 31-39: never read
+
+    def run(lazy):
+        embedding = copy.deepcopy(base)
+        optimizer = torch.optim.AdamW([{"params": [embedding.weight], "lr": 0.05, "weight_decay": 0.3}], fused=True)
+        scheduler = _optim.linear_schedule(optimizer, 2, len(batches))
+        owner = _rows.RowGradients(embedding)
+        row_adam = _rows.RowAdamW.for_optimizer([owner], optimizer) if lazy else []
+        for ids in batches:
+            ((owner if lazy else embedding)(ids) * coef).sum().backward()
+            for r in row_adam:
+                r.step()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            scheduler.step()
+        before_sync = embedding.weight.detach().clone()
+        for r in row_adam:
+            r.sync()
+        return embedding.weight.detach(), before_sync
+
+    (dense, _), (lazy, unsynced) = run(False), run(True)
+    torch.testing.assert_close(lazy, dense, rtol=1e-6, atol=1e-7)
+    unread = slice(31, 40)
+    assert torch.equal(unsynced[unread], base.weight.detach()[unread])  # the decay is still owed
+    assert not torch.allclose(lazy[unread], base.weight.detach()[unread], rtol=1e-3)  # then paid
+
+
+def test_fit_uses_row_adamw_and_syncs_before_evaluation(tiny_model_dir, toy_data, monkeypatch):
+    from bertkit.training import _rows
+
+    X, labels = toy_data
+    calls = []
+    step, sync = _rows.RowAdamW.step, _rows.RowAdamW.sync
+    monkeypatch.setattr(_rows.RowAdamW, "step", lambda self: calls.append("step") or step(self))
+    monkeypatch.setattr(_rows.RowAdamW, "sync", lambda self: calls.append("sync") or sync(self))
+    params = dict(n_epochs=2, weight_decay=0.0, validation_fraction=0.25)  # evaluation every epoch
+    clf = _clf(tiny_model_dir, **params).fit(X, labels)
+    first_sync = calls.index("sync")
+    assert 0 < first_sync < calls.index("step", first_sync)  # after epoch 1, before epoch 2's steps
+    assert calls[-1] == "sync"
+    monkeypatch.setattr(_rows.RowAdamW, "for_optimizer", classmethod(lambda cls, *a: []))
+    dense = _clf(tiny_model_dir, **params).fit(X, labels)
+    np.testing.assert_array_equal(clf.predict_proba(X), dense.predict_proba(X))
