@@ -29,7 +29,7 @@ from torch import nn
 from ._batching import Encoded, aggregate_rows, inference_batches, train_batches
 from ._optim import freeze, linear_schedule, param_groups
 from ._quantize import quantize_int8
-from ._rows import RowAdamW, clip_grad_norm, row_gradients
+from ._rows import clip_grad_norm, row_gradients
 
 __all__ = ["TrainSettings", "FitResult", "fit", "predict_rows", "resolve_device", "autocast_dtype"]
 
@@ -164,9 +164,6 @@ def fit(
     best_state, best_score, stale = None, -math.inf, 0
     stack = contextlib.ExitStack()
     row_grads = stack.enter_context(row_gradients(model))
-    # (Not with a gradient scaler: it may skip a step after checking the gradients.)
-    row_adam = [] if scaler.is_enabled() else RowAdamW.for_optimizer(row_grads, optimizer)
-    stack.callback(lambda: [r.sync() for r in row_adam])
     try:
         for epoch in range(settings.n_epochs):
             if epoch_data is not None and epoch > 0:
@@ -202,8 +199,6 @@ def fit(
                         if settings.max_grad_norm:
                             scaler.unscale_(optimizer)
                             clip_grad_norm(model.parameters(), settings.max_grad_norm, row_grads)
-                        for rows_optimizer in row_adam:
-                            rows_optimizer.step()
                         scaler.step(optimizer)
                         scaler.update()
                         optimizer.zero_grad(set_to_none=True)
@@ -216,8 +211,6 @@ def fit(
                         bar.set_postfix(loss=f"{total_loss / seen:.4f}", refresh=False)
             record = {"epoch": epoch + 1, "train_loss": total_loss / max(seen, 1)}
             if evaluate is not None:
-                for rows_optimizer in row_adam:
-                    rows_optimizer.sync()
                 record.update(evaluate(model))
             record["time_s"] = time.perf_counter() - started
             result.history.append(record)

@@ -20,11 +20,10 @@ import contextlib
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.optim.adamw import adamw
 
 from ..modeling import Embeddings
 
-__all__ = ["RowAdamW", "RowGradients", "clip_grad_norm", "row_gradients"]
+__all__ = ["RowGradients", "clip_grad_norm", "row_gradients"]
 
 
 class RowGradients:
@@ -130,89 +129,3 @@ def clip_grad_norm(parameters, max_norm: float, row_grads=()) -> torch.Tensor:
     for (buffer, rows), values in zip(sparse.values(), picked, strict=True):
         buffer.index_copy_(0, rows, values.mul_(coef))
     return total
-
-
-class RowAdamW:
-    """AdamW for a word-embedding matrix whose gradient is a :class:`RowGradients`
-    buffer, over the rows that have had a gradient so far in the fit.
-
-    A row no batch has read yet has zero gradient, first and second moments, so
-    AdamW's update leaves it as it is, apart from weight decay. The optimizer's fused
-    kernel still reads and writes all of it, seven floats per weight each step: for the
-    default model's 30,522 x 384 matrix, half of the optimizer's time, when a SST-2 fit
-    of 8,000 sentences reads 28 % of the rows by its end. This class keeps the moments of
-    the rows read so far (in the order they were first read), runs PyTorch's AdamW on
-    those rows only, with the same kernel, learning rate, betas, epsilon, weight decay
-    and step count as the matrix's parameter group, and leaves the matrix's gradient
-    None so the optimizer skips it. Weight decay of the unread rows is one shared
-    factor, applied when a row is first read and by :meth:`sync`. Call :meth:`step`
-    after clipping and before ``optimizer.step()``, and :meth:`sync` before anything
-    reads the weights (evaluation, the end of the fit).
-
-    Without weight decay the weights are the same, to the bit, as the optimizer's own;
-    with it they differ by float rounding (one product against one multiplication per
-    step).
-    """
-
-    def __init__(self, owner: RowGradients, optimizer: torch.optim.Optimizer):
-        self.owner = owner
-        self.weight = owner.embedding.weight
-        (self.group,) = [g for g in optimizer.param_groups if any(p is self.weight for p in g["params"])]
-        self.fused = bool(optimizer.defaults.get("fused"))
-        self.seen = torch.zeros(self.weight.shape[0], dtype=torch.bool)
-        self.rows = torch.empty(0, dtype=torch.long)
-        width = self.weight.shape[1:]
-        self.exp_avg = self.weight.new_zeros((0, *width))
-        self.exp_avg_sq = self.weight.new_zeros((0, *width))
-        self.steps = torch.tensor(0.0)
-        self.pending = 1.0  # weight decay the unread rows still owe
-
-    @classmethod
-    def for_optimizer(cls, owners, optimizer) -> list[RowAdamW]:
-        """One per row-gradient owner whose matrix ``optimizer`` trains with AdamW."""
-        if not isinstance(optimizer, torch.optim.AdamW):
-            return []
-        plain = {id(p) for g in optimizer.param_groups for p in g["params"]
-                 if not g["amsgrad"] and not g["maximize"] and not g.get("differentiable")
-                 and not g.get("capturable")}
-        return [cls(o, optimizer) for o in owners if id(o.embedding.weight) in plain]
-
-    @torch.no_grad()
-    def step(self) -> None:
-        grad = self.weight.grad
-        if grad is None:
-            return  # the optimizer skips a parameter without gradient; so do we
-        rows = self.owner.rows()
-        if rows is None:  # a gradient PyTorch made: every row may be non-zero
-            rows = torch.arange(self.weight.shape[0])
-        new = rows[~self.seen[rows]]
-        if len(new):
-            if self.pending != 1.0:
-                self.weight.index_copy_(0, new, self.weight.index_select(0, new).mul_(self.pending))
-            self.seen[new] = True
-            self.rows = torch.cat([self.rows, new])
-            fresh = self.weight.new_zeros((len(new), *self.weight.shape[1:]))
-            self.exp_avg = torch.cat([self.exp_avg, fresh])
-            self.exp_avg_sq = torch.cat([self.exp_avg_sq, fresh])
-        self.weight.grad = None  # the optimizer leaves the matrix to us
-        if not len(self.rows):
-            return
-        group = self.group
-        lr, decay = group["lr"], group["weight_decay"]
-        values = self.weight.index_select(0, self.rows)
-        adamw(  # counts the step itself, as the optimizer does
-            [values], [grad.index_select(0, self.rows)], [self.exp_avg], [self.exp_avg_sq], [], [self.steps],
-            fused=self.fused, foreach=False,
-            amsgrad=False, beta1=group["betas"][0], beta2=group["betas"][1], lr=lr, weight_decay=decay,
-            eps=group["eps"], maximize=False,
-        )
-        self.weight.index_copy_(0, self.rows, values)
-        self.pending *= 1.0 - lr * decay
-
-    @torch.no_grad()
-    def sync(self) -> None:
-        """Apply the weight decay the unread rows owe."""
-        if self.pending != 1.0:
-            unread = ~self.seen
-            self.weight[unread] *= self.pending
-            self.pending = 1.0
