@@ -5,13 +5,15 @@ generator on Intel CPUs, one Mersenne Twister call per element elsewhere) and ke
 a float mask: about 5 ns an element on 2 threads, 9 % of a SST-2 training step of
 the default model. Its fused attention kernels have no dropout on the CPU, so
 ``scaled_dot_product_attention(..., dropout_p>0)`` falls back to the explicit
-computation with that same dropout: at 384 tokens a training step's attention is
-then 7x slower than without dropout.
+computation with that same dropout: at 384 tokens one layer's attention, forward
+and backward, is then 7-14x slower than without dropout (bertkit's own kernel for
+it is :class:`bertkit.attention._DropoutAttention`).
 
-Here a mask element is 16 random bits compared with a threshold, and the bits come
-64 at a time from PyTorch's generator (``random_`` on ``int64``), about 0.7 ns an
-element. The generator
-is PyTorch's default CPU generator, so ``torch.manual_seed`` makes it repeatable.
+Here a mask element comes from 16 random bits set against a threshold, and the bits
+come 64 at a time from PyTorch's default CPU generator (``random_`` on ``int64``,
+about 0.7 ns an element), so ``torch.manual_seed`` makes it repeatable. The mask
+kept for the backward pass is a float tensor (4 bytes an element; PyTorch keeps
+1), as multiplying by it is much faster than selecting with a bool mask.
 
 The one difference from :func:`torch.nn.functional.dropout`: the drop probability
 is rounded to a multiple of ``1 / 65536`` (0.1 becomes 0.1000061), and kept values
