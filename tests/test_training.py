@@ -247,7 +247,7 @@ def test_fit_counts_optimizer_steps_with_gradient_accumulation():
 def test_a_short_accumulation_group_averages_its_own_batches(monkeypatch):
     """5 batches of 8 with groups of 8 make one group of 5: its gradient must be the mean
     over those 5 batches, i.e. that of one batch of 40 (not 5/8 of it)."""
-    from bertkit.training import _loop
+    from bertkit.training import _loop, _rows
 
     data, targets = _loop_data(40)
     grads = []
@@ -259,6 +259,9 @@ def test_a_short_accumulation_group_averages_its_own_batches(monkeypatch):
         return real_clip(params, *args, **kwargs)
 
     monkeypatch.setattr(_loop, "clip_grad_norm", capture)
+    # Dense word-embedding gradients: the active rows' come in the order they were read,
+    # which differs between the two runs (their accumulation: test_active_rows_*).
+    monkeypatch.setattr(_rows, "_eligible", lambda *a: False)
     for batch_size, accumulate in ((8, 8), (40, 1)):
         torch.manual_seed(0)  # no dropout: both runs compute the same function
         config = bertkit.BertConfig(**{**TINY_CONFIG, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0})
@@ -531,70 +534,154 @@ def test_release_memory_runs_here():
     assert (_loop._malloc_trim() is not None) == glibc
 
 
-# ============================================================== row gradients of the word embeddings
-def _train_steps(model, batches, *, rows: bool, max_norm: float):
-    """Two micro-batches per optimizer step, clipping, as ``fit`` does. (SGD with momentum:
-    AdamW would blow float noise in gradients that are zero in theory, like the key
-    biases', up to the learning rate.)"""
-    from bertkit.training import _rows
+# ============================================================== AdamW on the active word-embedding rows
+def _adamw_steps(model, batches, *, rows: bool, max_norm: float, weight_decay: float, sync_at=None):
+    """Two micro-batches per optimizer step, clipping, a schedule, two layer-wise rates
+    and fused AdamW, as ``fit`` does; ``sync_at``: a step after which the matrix is
+    written back and checked (as before an evaluation)."""
+    from bertkit.training import _optim, _rows
 
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.5 if max_norm < 1 else 0.01, momentum=0.9, weight_decay=0.01)
-    with _rows.row_gradients(model) if rows else contextlib.nullcontext([]) as row_grads:
-        assert len(row_grads) == (1 if rows else 0)
+    groups = _optim.param_groups(model, learning_rate=1e-2, weight_decay=weight_decay, layer_lr_decay=0.5)
+    optimizer = torch.optim.AdamW(groups, lr=1e-2, fused=True)
+    schedule = _optim.linear_schedule(optimizer, 2, len(batches) // 2)
+    context = _rows.active_rows(model, optimizer) if rows else contextlib.nullcontext([])
+    with context as tables:
+        assert len(tables) == (1 if rows else 0)
+        params = list(model.parameters()) + [t.param for t in tables]
         for i, (ids, mask) in enumerate(batches):
             logits = model(input_ids=ids, attention_mask=mask)["logits"]
             (logits.square().sum() / 2).backward()
             if i % 2 == 1:
-                if rows:
-                    _rows.clip_grad_norm(model.parameters(), max_norm, row_grads)
-                else:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+                _rows.clip_grad_norm(params, max_norm, optimizer if rows else None)
                 optimizer.step()
+                _rows.drop_grad_scale(optimizer)
                 optimizer.zero_grad(set_to_none=True)
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+                schedule.step()
+                if rows and i // 2 == sync_at:
+                    tables[0].sync()
+                    mid = model.bert.embeddings.word_embeddings.weight.detach().clone()
+        if rows:
+            assert tables[0].n < model.config.vocab_size  # some rows were never read
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return (state, mid) if sync_at is not None else state
 
 
-@pytest.mark.parametrize("max_norm", [1e-3, 1e6])  # clipping on, and off
-def test_row_gradients_train_exactly_like_dense_ones(tiny_model_dir, max_norm):
-    import copy
-
-    torch.manual_seed(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the new head
-        base = bertkit.load_pretrained(tiny_model_dir, head="sequence_classification", num_labels=3).eval()
-    pad = base.config.pad_token_id
+def _row_batches(pad, n=8):
     batches = []
-    for i in range(8):  # different rows every batch; padding in each
-        ids = torch.randint(5, 30 + 7 * i, (3, 7))  # the tiny vocabulary has 84 pieces
+    for i in range(n):  # new rows in most batches; padding in each
+        ids = torch.randint(5, 30 + 6 * i, (3, 7))  # the tiny vocabulary has 84 pieces
         mask = torch.ones_like(ids)
         ids[0, 4:], mask[0, 4:] = pad, 0
         ids[1, 2] = pad  # attended: its row still gets no gradient (padding_idx)
         batches.append((ids, mask))
-    dense = _train_steps(copy.deepcopy(base), batches, rows=False, max_norm=max_norm)
-    rows = _train_steps(copy.deepcopy(base), batches, rows=True, max_norm=max_norm)
-    for name in dense:
-        torch.testing.assert_close(rows[name], dense[name], rtol=1e-5, atol=1e-6, msg=name)
-    assert not torch.equal(dense["bert.embeddings.word_embeddings.weight"],
-                           base.state_dict()["bert.embeddings.word_embeddings.weight"])
+    return batches
 
 
-def test_fit_uses_row_gradients_and_removes_them(tiny_model_dir, toy_data, monkeypatch):
+def _row_model(tiny_model_dir):
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the new head
+        return bertkit.load_pretrained(tiny_model_dir, head="sequence_classification", num_labels=3).eval()
+
+
+@pytest.mark.parametrize("max_norm", [1e-3, 1e6])  # clipping on, and off
+def test_active_rows_train_exactly_like_dense_adamw_without_weight_decay(tiny_model_dir, max_norm):
+    import copy
+
+    base = _row_model(tiny_model_dir)
+    batches = _row_batches(base.config.pad_token_id)
+    dense = _adamw_steps(copy.deepcopy(base), batches, rows=False, max_norm=max_norm, weight_decay=0.0)
+    rows = _adamw_steps(copy.deepcopy(base), batches, rows=True, max_norm=max_norm, weight_decay=0.0)
+    name = "bert.embeddings.word_embeddings.weight"
+    if max_norm > 1:  # no clipping: the same values through the same elementwise update
+        torch.testing.assert_close(rows[name], dense[name], rtol=0, atol=0)
+    for key in _comparable(dense):  # clipping: the norm is summed in another order (float rounding)
+        torch.testing.assert_close(rows[key], dense[key], rtol=1e-5, atol=1e-6, msg=key)
+    assert not torch.equal(dense[name], base.state_dict()[name])
+
+
+def _comparable(state):
+    """All weights but the key biases: their gradient is zero in theory (softmax ignores
+    a constant per row), float noise in practice, and AdamW scales noise up to the
+    learning rate, differently for any change in rounding."""
+    return [key for key in state if not key.endswith("key.bias")]
+
+
+def test_active_rows_owe_and_pay_weight_decay(tiny_model_dir):
+    """With weight decay every row shrinks each step, read or not: rows activated late
+    and rows never read must both match dense AdamW, also when the matrix is written
+    back half-way."""
+    import copy
+
+    base = _row_model(tiny_model_dir)
+    batches = _row_batches(base.config.pad_token_id, n=10)
+    dense = _adamw_steps(copy.deepcopy(base), batches, rows=False, max_norm=1e6, weight_decay=0.3)
+    half = _adamw_steps(copy.deepcopy(base), batches[:6], rows=False, max_norm=1e6, weight_decay=0.3)
+    rows, mid = _adamw_steps(copy.deepcopy(base), batches, rows=True, max_norm=1e6, weight_decay=0.3, sync_at=2)
+    name = "bert.embeddings.word_embeddings.weight"
+    for key in _comparable(dense):
+        torch.testing.assert_close(rows[key], dense[key], rtol=1e-5, atol=1e-6, msg=key)
+    unread = torch.ones(base.config.vocab_size, dtype=torch.bool)
+    unread[torch.cat([ids.reshape(-1) for ids, _ in batches])] = False
+    assert unread.any()
+    start = base.state_dict()[name][unread]
+    assert dense[name][unread].norm() < (1 - 1e-3) * start.norm()  # decayed, though never read
+    # After three of five steps the written-back matrix is the dense one after three
+    # (the schedule differs from there on, so only the state at that step compares).
+    torch.testing.assert_close(mid[unread], half[name][unread], rtol=1e-5, atol=1e-6)
+
+
+def test_fit_trains_active_rows_and_removes_them(tiny_model_dir, toy_data, monkeypatch):
     from bertkit.training import _rows
 
     X, labels = toy_data
     seen = []
-    original = _rows.RowGradients.accumulate
-    monkeypatch.setattr(_rows.RowGradients, "accumulate", lambda self, *a: seen.append(1) or original(self, *a))
-    clf = _clf(tiny_model_dir, n_epochs=1).fit(X, labels)
+    original = _rows.ActiveRows.accumulate
+    monkeypatch.setattr(_rows.ActiveRows, "accumulate", lambda self, *a: seen.append(self.n) or original(self, *a))
+    clf = _clf(tiny_model_dir, n_epochs=2).fit(X, labels)
     assert seen and clf.model_.bert.embeddings.word_lookup is None
     monkeypatch.setattr(_rows, "_eligible", lambda *a: False)  # PyTorch's dense gradients
-    dense = _clf(tiny_model_dir, n_epochs=1).fit(X, labels)
+    dense = _clf(tiny_model_dir, n_epochs=2).fit(X, labels)
     np.testing.assert_allclose(clf.predict_proba(X), dense.predict_proba(X), atol=1e-5)
+
+
+def test_fit_writes_the_rows_back_before_evaluating(tiny_model_dir, toy_data, monkeypatch):
+    """Early stopping evaluates and keeps the best weights: both must see the trained
+    matrix, not the one the fit started from."""
+    from bertkit.estimators import _fitting
+
+    X, labels = toy_data
+    start = bertkit.load_encoder(tiny_model_dir).state_dict()["embeddings.word_embeddings.weight"]
+    seen = []
+    real_fit = _fitting.fit
+
+    def spy(model, *args, evaluate=None, **kwargs):
+        def wrapped(m):
+            seen.append(m.bert.embeddings.word_embeddings.weight.detach().clone())
+            return evaluate(m)
+        return real_fit(model, *args, evaluate=None if evaluate is None else wrapped, **kwargs)
+
+    monkeypatch.setattr(_fitting, "fit", spy)
+    clf = _clf(tiny_model_dir, n_epochs=2, validation_fraction=0.25, n_iter_no_change=5).fit(X, labels)
+    assert len(seen) == 2
+    assert not torch.equal(seen[0], start)
+    final = clf.model_.bert.embeddings.word_embeddings.weight.detach()
+    assert any(torch.equal(final, s) for s in seen)  # the best epoch's matrix was restored
 
 
 def test_tied_word_embeddings_keep_dense_gradients(tiny_model_dir):
     from bertkit.training import _rows
 
     model = bertkit.load_pretrained(tiny_model_dir, head="masked_lm")
-    with _rows.row_gradients(model) as row_grads:
-        assert row_grads == []  # the decoder shares the matrix: its dense gradient would land in the buffer
+    optimizer = torch.optim.AdamW(model.parameters(), fused=True)
+    with _rows.active_rows(model, optimizer) as tables:
+        assert tables == []  # the decoder shares the matrix: its dense gradient would be lost
+
+
+def test_active_rows_need_fused_adamw(tiny_model_dir):
+    from bertkit.training import _rows
+
+    model = _row_model(tiny_model_dir)
+    for optimizer in (torch.optim.AdamW(model.parameters()), torch.optim.SGD(model.parameters(), lr=0.1)):
+        with _rows.active_rows(model, optimizer) as tables:
+            assert tables == []

@@ -29,7 +29,7 @@ from torch import nn
 from ._batching import Encoded, aggregate_rows, inference_batches, train_batches
 from ._optim import freeze, linear_schedule, param_groups
 from ._quantize import quantize_int8
-from ._rows import clip_grad_norm, row_gradients
+from ._rows import active_rows, clip_grad_norm, drop_grad_scale
 
 __all__ = ["TrainSettings", "FitResult", "fit", "predict_rows", "resolve_device", "autocast_dtype"]
 
@@ -163,7 +163,8 @@ def fit(
     result = FitResult()
     best_state, best_score, stale = None, -math.inf, 0
     stack = contextlib.ExitStack()
-    row_grads = stack.enter_context(row_gradients(model))
+    row_tables = stack.enter_context(active_rows(model, optimizer))
+    clipped = list(model.parameters()) + [rows.param for rows in row_tables]
     try:
         for epoch in range(settings.n_epochs):
             if epoch_data is not None and epoch > 0:
@@ -198,8 +199,10 @@ def fit(
                     if (i + 1) % settings.gradient_accumulation_steps == 0 or last:
                         if settings.max_grad_norm:
                             scaler.unscale_(optimizer)
-                            clip_grad_norm(model.parameters(), settings.max_grad_norm, row_grads)
+                            clip_grad_norm(clipped, settings.max_grad_norm,
+                                           None if scaler.is_enabled() else optimizer)
                         scaler.step(optimizer)
+                        drop_grad_scale(optimizer)
                         scaler.update()
                         optimizer.zero_grad(set_to_none=True)
                         scheduler.step()
@@ -211,6 +214,8 @@ def fit(
                         bar.set_postfix(loss=f"{total_loss / seen:.4f}", refresh=False)
             record = {"epoch": epoch + 1, "train_loss": total_loss / max(seen, 1)}
             if evaluate is not None:
+                for rows in row_tables:
+                    rows.sync()  # the matrices as trained so far, for evaluate and best_state
                 record.update(evaluate(model))
             record["time_s"] = time.perf_counter() - started
             result.history.append(record)
