@@ -79,6 +79,22 @@ def test_first_token_only_gives_the_same_gradients(head):
         torch.testing.assert_close(grads[1][name], grads[0][name], atol=1e-6, rtol=1e-5, msg=name)
 
 
+def test_first_token_only_in_training_mode_has_the_same_dropout_noise():
+    """fit trains with the trim: over many dropout draws the logits must have the full
+    forward's mean and spread (a dropout skipped or doubled in the trimmed last layer
+    would change the spread)."""
+    torch.manual_seed(0)
+    model = _model(SequenceClassificationHead, hidden_dropout_prob=0.3, attention_probs_dropout_prob=0.3).eval()
+    model.bert.encoder.layer[-1].train()  # all the noise from the layer the trim changes
+    inputs = _batch()
+    with torch.no_grad():
+        full, short = (torch.stack([model(**inputs, first_token_only=first).logits for _ in range(1500)])
+                       for first in (False, True))
+    spread = full.std(0)
+    assert torch.all((short.mean(0) - full.mean(0)).abs() < 5 * spread / 1500 ** 0.5)
+    torch.testing.assert_close(short.std(0), spread, rtol=0.1, atol=0)
+
+
 def test_first_token_only_multiple_choice():
     model = _model(MultipleChoiceHead).eval()
     ids = torch.randint(1, TINY["vocab_size"], (2, 3, 7))

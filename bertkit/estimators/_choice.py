@@ -214,10 +214,6 @@ class BertMultipleChoice(ClassifierMixin, BertEstimatorBase):
 
     _head = "multiple_choice"
     _forward_kwargs = {"first_token_only": True}  # the head reads the pooled first token only
-    # fit runs the last layer in full (with nn.Dropout: transformers' random draws):
-    # CommonsenseQA dev accuracy over seeds 42-44 rose from 0.4081 to 0.4240 (Trainer
-    # 0.4305); why the trim scored lower is not understood (docs/benchmarks.md).
-    _fit_forward_kwargs: dict = {}
     _parameter_constraints = {k: COMMON_CONSTRAINTS[k] for k in _KEYS}
     _fitted_json = ("classes_", "n_choices_", "history_", "best_epoch_")
 
