@@ -104,9 +104,12 @@ def _masks_for(seed, shape, p, chunk_rows):
 
 @pytest.mark.parametrize("chunk_scores", [1 << 18, 48])
 @pytest.mark.parametrize("with_bias", [False, True])
-def test_chunked_dropout_attention_equals_explicit_with_the_same_masks(monkeypatch, chunk_scores, with_bias):
+@pytest.mark.parametrize("keep_scores", [1 << 22, 0])  # probabilities and masks kept, or recomputed
+def test_chunked_dropout_attention_equals_explicit_with_the_same_masks(monkeypatch, chunk_scores, with_bias,
+                                                                        keep_scores):
     """Values and all three gradients, in one chunk and in many (uneven last chunk)."""
     monkeypatch.setattr(attention, "CHUNK_SCORES", chunk_scores)
+    monkeypatch.setattr(attention, "KEEP_SCORES", keep_scores)
     b, h, s, t, d, p, scale = 3, 2, 5, 6, 4, 0.25, 0.4
     gen = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(b, h, n, d, dtype=torch.float64, generator=gen, requires_grad=True) for n in (s, t, t))
