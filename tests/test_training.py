@@ -685,3 +685,34 @@ def test_active_rows_need_fused_adamw(tiny_model_dir):
     for optimizer in (torch.optim.AdamW(model.parameters()), torch.optim.SGD(model.parameters(), lr=0.1)):
         with _rows.active_rows(model, optimizer) as tables:
             assert tables == []
+
+
+@pytest.mark.parametrize("max_norm", [0.05, 1e6])  # clipping on, and off
+def test_clipping_inside_the_fused_step_equals_clip_grad_norm(max_norm):
+    """The factor handed to fused AdamW as ``grad_scale`` must give the update that
+    PyTorch's clipping gives. ``eps=1`` makes the update depend on the gradient's scale
+    (Adam alone would hide a wrong factor)."""
+    from bertkit.training import _rows
+
+    torch.manual_seed(0)
+    start = [torch.randn(40, 8), torch.randn(8)]
+    grads = [torch.randn(40, 8), torch.randn(8) * 3]
+    runs = []
+    for folded in (False, True):
+        params = [torch.nn.Parameter(p.clone()) for p in start]
+        for p, g in zip(params, grads, strict=True):
+            p.grad = g.clone()
+        optimizer = torch.optim.AdamW(params, lr=0.1, eps=1.0, fused=True)
+        if folded:
+            norm = _rows.clip_grad_norm(params, max_norm, optimizer)
+            assert hasattr(optimizer, "grad_scale")
+        else:
+            norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        optimizer.step()
+        _rows.drop_grad_scale(optimizer)
+        assert not hasattr(optimizer, "grad_scale")
+        runs.append((norm, [p.detach().clone() for p in params]))
+    torch.testing.assert_close(runs[1][0], runs[0][0])
+    for got, want in zip(runs[1][1], runs[0][1], strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-7)
+    assert not torch.equal(runs[0][1][0], start[0])
