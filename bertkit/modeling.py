@@ -71,6 +71,14 @@ def _gelu_tanh(x: torch.Tensor) -> torch.Tensor:
 #: at most) 780 against 957; 32 unsorted ones (30 runs, 30 at most) 109 against 89.
 PADDED_TOKENS_PER_RUN = 48
 
+#: CPU inference (no autograd) runs each feed-forward block over slices of the tokens
+#: whose intermediate activations take at most this many bytes (1,365 tokens of the
+#: default model), so that GELU, and the int8 layers' per-row scaling, read and write
+#: cache instead of memory. 256 WikiText-2 paragraphs of 100-512 tokens, 2 cores:
+#: int8 3.75 s whole against 2.79-2.84 s in slices of 512-2,048 tokens, fp32 4.56
+#: against 3.94 s; SST-2 int8 2.82 against 2.60 s, fp32 unchanged.
+FEED_FORWARD_SLICE_BYTES = 8 << 20
+
 
 class Packing:
     """Where the real tokens of a padded batch sit, to run on them alone.
@@ -307,6 +315,7 @@ class Layer(nn.Module):
             self.crossattention = Attention(config, attention_fn, relative=None)
         self.intermediate = Intermediate(config)
         self.output = AddNorm(config, config.intermediate_size)
+        self.intermediate_size = config.intermediate_size
 
     def forward(self, hidden, bias, head_mask, need_weights, past, encoder_hidden, encoder_bias,
                 first_only=False, packing=None):
@@ -332,8 +341,18 @@ class Layer(nn.Module):
                 past[2:] if past and len(past) == 4 else None, kv_source=encoder_hidden,
             )
             present = present + cross_present
-        hidden = self.output(self.intermediate(hidden), hidden)
-        return hidden, probs, cross_probs, present
+        return self._feed_forward(hidden), probs, cross_probs, present
+
+    def _feed_forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The intermediate and output blocks; in CPU inference over slices of the tokens
+        (see :data:`FEED_FORWARD_SLICE_BYTES`). Each token's result is the same either way."""
+        width = hidden.shape[-1]
+        step = max(1, FEED_FORWARD_SLICE_BYTES // (4 * self.intermediate_size))
+        if torch.is_grad_enabled() or hidden.device.type != "cpu" or hidden.numel() <= step * width:
+            return self.output(self.intermediate(hidden), hidden)
+        tokens = hidden.reshape(-1, width)
+        parts = [self.output(self.intermediate(part), part) for part in tokens.split(step)]
+        return torch.cat(parts).view(hidden.shape)
 
 
 class Encoder(nn.Module):

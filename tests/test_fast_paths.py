@@ -131,3 +131,24 @@ def test_masked_positions_give_the_full_logits_at_those_positions(head_name):
         short = model(**inputs, masked_positions=positions)[key]
     assert short.shape == (3, TINY["vocab_size"])
     torch.testing.assert_close(short, full[positions], atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["padded", "packed"])
+def test_feed_forward_in_slices_equals_the_whole(monkeypatch, packed):
+    """CPU inference runs the feed-forward over slices of the tokens: same values, and
+    the slicing really happens (the intermediate block sees slices of the step's size)."""
+    from bertkit import modeling
+
+    model = _model().eval()
+    inputs = _batch(seq=13)
+    with torch.enable_grad():  # autograd on: the whole block in one call
+        whole = model(**inputs, packed=packed).last_hidden_state.detach()
+    seen = []
+    model.encoder.layer[0].intermediate.register_forward_hook(lambda m, args, out: seen.append(args[0].shape[0]))
+    step = 5  # tokens per slice: 5 * 4 bytes * intermediate_size
+    monkeypatch.setattr(modeling, "FEED_FORWARD_SLICE_BYTES", step * 4 * TINY["intermediate_size"])
+    with torch.no_grad():
+        sliced = model(**inputs, packed=packed).last_hidden_state
+    torch.testing.assert_close(sliced, whole, atol=1e-6, rtol=0)
+    tokens = int(inputs["attention_mask"].sum()) if packed else 4 * 13
+    assert seen == [step] * (tokens // step) + ([tokens % step] if tokens % step else [])
