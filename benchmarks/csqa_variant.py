@@ -1,0 +1,64 @@
+#!/usr/bin/env python
+"""bench_tasks' CommonsenseQA run of bertkit with some of its training shortcuts off (issue 4).
+
+Each flag turns one off, so that ``fit`` computes what transformers' Trainer computes:
+
+``torch``    PyTorch's dropout masks (``bertkit.dropout.TORCH_MASKS``) instead of bertkit's
+``notrim``   the full last layer in training instead of the first positions only
+``random``   random training batches (``train_batches(group_factor=1)``), as the Trainer
+             samples them for multiple choice, instead of length-grouped ones
+
+  .venv/bin/python benchmarks/csqa_variant.py --seed 42 --flags torch,notrim,random
+
+One JSON line (bench_tasks' record with a ``note``) goes to ``results/csqa_variant.jsonl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+HERE = Path(__file__).resolve().parent
+FLAGS = ("torch", "notrim", "random")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--flags", default=",".join(FLAGS), help=f"comma list of: {', '.join(FLAGS)}")
+    parser.add_argument("--out", default=str(HERE / "results" / "csqa_variant.jsonl"))
+    a = parser.parse_args(argv)
+    flags = {f for f in a.flags.split(",") if f}
+    if flags - set(FLAGS):
+        parser.error(f"unknown flags {sorted(flags - set(FLAGS))}; choose from {', '.join(FLAGS)}")
+
+    import bertkit
+    import bertkit.dropout
+    import bertkit.training._loop as loop
+
+    if "random" in flags:
+        loop.train_batches = functools.partial(loop.train_batches, group_factor=1)
+    if "torch" in flags:
+        bertkit.dropout.TORCH_MASKS = True
+    if "notrim" in flags:
+        bertkit.BertMultipleChoice._fit_forward_kwargs = {}
+    import bench_tasks
+
+    with tempfile.TemporaryDirectory() as tmp:
+        result = Path(tmp) / "record.json"
+        bench_tasks.main(["--task", "csqa", "--impl", "bertkit", "--repeat", "0", "--result-file", str(result),
+                          "--seed", str(a.seed), "--threads", "2"])
+        record = json.loads(result.read_text())
+    record["note"] = "variant: " + ",".join(sorted(flags))
+    with open(a.out, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+if __name__ == "__main__":
+    main()
