@@ -7,6 +7,9 @@ Each flag turns one off, so that ``fit`` computes what transformers' Trainer com
 ``notrim``   the full last layer in training instead of the first positions only
 ``random``   random training batches (``train_batches(group_factor=1)``), as the Trainer
              samples them for multiple choice, instead of length-grouped ones
+``warmup``   transformers' warm-up: ``ceil(ratio * steps)`` steps, the first at learning
+             rate 0 (bertkit's starts one step earlier: ``int(ratio * steps)`` steps,
+             the first at ``1 / warmup`` of the rate)
 
   .venv/bin/python benchmarks/csqa_variant.py --seed 42 --flags torch,notrim,random
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import sys
 import tempfile
 from pathlib import Path
@@ -25,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 HERE = Path(__file__).resolve().parent
-FLAGS = ("torch", "notrim", "random")
+FLAGS = ("torch", "notrim", "random", "warmup")
 
 
 def main(argv=None) -> None:
@@ -49,6 +53,21 @@ def main(argv=None) -> None:
     if "notrim" in flags:
         bertkit.BertMultipleChoice._fit_forward_kwargs = {}
     import bench_tasks
+
+    if "warmup" in flags:
+        import torch
+
+        def trainer_schedule(optimizer, _warmup_steps, total_steps):
+            warmup = math.ceil(bench_tasks.HYPER["csqa"]["warmup_ratio"] * total_steps)
+
+            def factor(step: int) -> float:  # transformers' get_linear_schedule_with_warmup
+                if step < warmup:
+                    return step / max(1, warmup)
+                return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+            return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+        loop.linear_schedule = trainer_schedule
 
     with tempfile.TemporaryDirectory() as tmp:
         result = Path(tmp) / "record.json"
