@@ -7,6 +7,9 @@ Each flag turns one off, so that ``fit`` computes what transformers' Trainer com
 ``notrim``   the full last layer in training instead of the first positions only
 ``random``   random training batches (``train_batches(group_factor=1)``), as the Trainer
              samples them for multiple choice, instead of length-grouped ones
+``draws``    the Trainer's draws instead of bertkit's: the classifier initialised by
+             transformers after ``set_seed(seed)``, batches in ``randperm(seed)`` order,
+             and the global generator reseeded with ``seed`` when training starts
 ``warmup``   transformers' warm-up: ``ceil(ratio * steps)`` steps, the first at learning
              rate 0 (bertkit's starts one step earlier: ``int(ratio * steps)`` steps,
              the first at ``1 / warmup`` of the rate)
@@ -29,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 HERE = Path(__file__).resolve().parent
-FLAGS = ("torch", "notrim", "random", "warmup")
+FLAGS = ("torch", "notrim", "random", "draws", "warmup")
 
 
 def main(argv=None) -> None:
@@ -68,6 +71,8 @@ def main(argv=None) -> None:
             return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
         loop.linear_schedule = trainer_schedule
+    if "draws" in flags:
+        _use_trainer_draws(a.seed, bertkit, loop)
 
     with tempfile.TemporaryDirectory() as tmp:
         result = Path(tmp) / "record.json"
@@ -77,6 +82,39 @@ def main(argv=None) -> None:
     record["note"] = "variant: " + ",".join(sorted(flags))
     with open(a.out, "a") as f:
         f.write(json.dumps(record) + "\n")
+
+
+def _use_trainer_draws(seed: int, bertkit, loop) -> None:
+    import common
+    import torch
+    import transformers
+
+    from bertkit.estimators import _fitting
+
+    transformers.logging.set_verbosity_error()
+    transformers.set_seed(seed)
+    reference = transformers.AutoModelForMultipleChoice.from_pretrained(common.default_model_dir())
+    start = {(k if k.startswith("bert.") else "head." + k): v.clone() for k, v in reference.state_dict().items()}
+    new_model = bertkit.BertMultipleChoice._new_model
+
+    def with_start(self, folder, **options):
+        model = new_model(self, folder, **options)
+        model.load_state_dict(start)
+        return model
+
+    def permuted(lengths, batch_size, rng, **kwargs):
+        order = torch.randperm(len(lengths), generator=torch.Generator().manual_seed(seed)).numpy()
+        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+    shared_fit = _fitting.fit
+
+    def reseeded(*args, **kwargs):
+        torch.manual_seed(seed)
+        return shared_fit(*args, **kwargs)
+
+    bertkit.BertMultipleChoice._new_model = with_start
+    loop.train_batches = permuted
+    _fitting.fit = reseeded
 
 
 if __name__ == "__main__":
