@@ -26,8 +26,8 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_tasks  # noqa: E402
 import common  # noqa: E402
+import csqa_loop  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -53,13 +53,9 @@ def main(argv=None) -> None:
     common.set_threads()
     transformers.logging.set_verbosity_error()
     bertkit.dropout.TORCH_MASKS = True
-    hp = bench_tasks.HYPER["csqa"]
-    data = bench_tasks.load("csqa", a.quick)
+    hp, data, kit, reference = csqa_loop.setup(a.seed, a.quick)
     model_dir = common.default_model_dir()
-    kit = bench_tasks._hf_csqa(transformers.AutoTokenizer.from_pretrained(model_dir), data["train"], hp)
-    transformers.set_seed(a.seed)
-    reference = transformers.AutoModelForMultipleChoice.from_pretrained(model_dir)
-    start = {(k if k.startswith("bert.") else "head." + k): v.clone() for k, v in reference.state_dict().items()}
+    start = csqa_loop.bertkit_state(reference)
     rows, size = kit["train"], hp["batch_size"]
     order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(a.seed)).tolist()
     total_steps = math.ceil(len(rows) / size)

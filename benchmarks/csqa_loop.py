@@ -35,6 +35,33 @@ import common  # noqa: E402
 HERE = Path(__file__).resolve().parent
 
 
+def trainer_model(seed: int):
+    """transformers' multiple-choice model of the default checkpoint, its classifier
+    initialised after ``set_seed(seed)``, as bench_tasks' Trainer side makes it."""
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.set_seed(seed)
+    return transformers.AutoModelForMultipleChoice.from_pretrained(common.default_model_dir())
+
+
+def bertkit_state(reference) -> dict:
+    """``reference``'s weights under bertkit's names (copies)."""
+    return {(k if k.startswith("bert.") else "head." + k): v.clone() for k, v in reference.state_dict().items()}
+
+
+def setup(seed: int, quick: bool):
+    """bench_tasks' CommonsenseQA hyperparameters and data, the Trainer side's features
+    (``kit``) and :func:`trainer_model`."""
+    import transformers
+
+    hp = bench_tasks.HYPER["csqa"]
+    data = bench_tasks.load("csqa", quick)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(common.default_model_dir())
+    kit = bench_tasks._hf_csqa(tokenizer, data["train"], hp)
+    return hp, data, kit, trainer_model(seed)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", choices=("transformers", "bertkit"), required=True)
@@ -56,12 +83,8 @@ def main(argv=None) -> None:
     transformers.logging.set_verbosity_error()
     if a.torch_dropout:
         bertkit.modeling.Dropout.forward = torch.nn.Dropout.forward
-    hp = bench_tasks.HYPER["csqa"]
-    data = bench_tasks.load("csqa", a.quick)
+    hp, data, kit, reference = setup(a.seed, a.quick)
     model_dir = common.default_model_dir()
-    kit = bench_tasks._hf_csqa(transformers.AutoTokenizer.from_pretrained(model_dir), data["train"], hp)
-    transformers.set_seed(a.seed)
-    reference = transformers.AutoModelForMultipleChoice.from_pretrained(model_dir)
     if a.model == "transformers":
         model = reference
 
@@ -69,8 +92,7 @@ def main(argv=None) -> None:
             return model(**{k: v for k, v in batch.items() if k != "labels"}).logits
     else:
         model = bertkit.load_pretrained(model_dir, head="multiple_choice")
-        model.load_state_dict({(k if k.startswith("bert.") else "head." + k): v
-                               for k, v in reference.state_dict().items()})
+        model.load_state_dict(bertkit_state(reference))
 
         def logits(batch):
             return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],

@@ -85,16 +85,12 @@ def main(argv=None) -> None:
 
 
 def _use_trainer_draws(seed: int, bertkit, loop) -> None:
-    import common
+    import csqa_loop
     import torch
-    import transformers
 
     from bertkit.estimators import _fitting
 
-    transformers.logging.set_verbosity_error()
-    transformers.set_seed(seed)
-    reference = transformers.AutoModelForMultipleChoice.from_pretrained(common.default_model_dir())
-    start = {(k if k.startswith("bert.") else "head." + k): v.clone() for k, v in reference.state_dict().items()}
+    start = csqa_loop.bertkit_state(csqa_loop.trainer_model(seed))
     new_model = bertkit.BertMultipleChoice._new_model
 
     def with_start(self, folder, **options):
