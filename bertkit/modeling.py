@@ -345,7 +345,9 @@ class Layer(nn.Module):
 
     def _feed_forward(self, hidden: torch.Tensor) -> torch.Tensor:
         """The intermediate and output blocks; in CPU inference over slices of the tokens
-        (see :data:`FEED_FORWARD_SLICE_BYTES`). Each token's result is the same either way."""
+        (see :data:`FEED_FORWARD_SLICE_BYTES`). In fp32 each token's result is the same
+        either way; an int8 copy quantises each slice as its own call, which can move
+        an embedding by a few 1e-3 (as a different batch would)."""
         width = hidden.shape[-1]
         step = max(1, FEED_FORWARD_SLICE_BYTES // (4 * self.intermediate_size))
         if torch.is_grad_enabled() or hidden.device.type != "cpu" or hidden.numel() <= step * width:
