@@ -13,6 +13,10 @@ Each flag turns one off, so that ``fit`` computes what transformers' Trainer com
 ``warmup``   transformers' warm-up: ``ceil(ratio * steps)`` steps, the first at learning
              rate 0 (bertkit's starts one step earlier: ``int(ratio * steps)`` steps,
              the first at ``1 / warmup`` of the rate)
+``shift``    with ``draws``: one 64-bit number drawn from the global generator after it is
+             reseeded, as the Trainer's DataLoader draws its workers' base seed when its
+             iterator starts; the dropout masks then come from the Trainer's stream.
+             ``draws,shift,torch,notrim,warmup`` is the Trainer's run, draw for draw
 
   .venv/bin/python benchmarks/csqa_variant.py --seed 42 --flags torch,notrim,random
 
@@ -32,7 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 HERE = Path(__file__).resolve().parent
-FLAGS = ("torch", "notrim", "random", "draws", "warmup")
+FLAGS = ("torch", "notrim", "random", "draws", "warmup", "shift")
 
 
 def main(argv=None) -> None:
@@ -71,8 +75,10 @@ def main(argv=None) -> None:
             return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
         loop.linear_schedule = trainer_schedule
+    if "shift" in flags and "draws" not in flags:
+        parser.error("shift moves the Trainer's draws: use it with draws")
     if "draws" in flags:
-        _use_trainer_draws(a.seed, bertkit, loop)
+        _use_trainer_draws(a.seed, bertkit, loop, shift="shift" in flags)
 
     with tempfile.TemporaryDirectory() as tmp:
         result = Path(tmp) / "record.json"
@@ -84,7 +90,7 @@ def main(argv=None) -> None:
         f.write(json.dumps(record) + "\n")
 
 
-def _use_trainer_draws(seed: int, bertkit, loop) -> None:
+def _use_trainer_draws(seed: int, bertkit, loop, *, shift: bool) -> None:
     import csqa_loop
     import torch
 
@@ -106,6 +112,8 @@ def _use_trainer_draws(seed: int, bertkit, loop) -> None:
 
     def reseeded(*args, **kwargs):
         torch.manual_seed(seed)
+        if shift:  # torch.utils.data's _BaseDataLoaderIter draws its _base_seed so
+            torch.empty((), dtype=torch.int64).random_()
         return shared_fit(*args, **kwargs)
 
     bertkit.BertMultipleChoice._new_model = with_start
