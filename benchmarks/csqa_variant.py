@@ -48,6 +48,8 @@ def main(argv=None) -> None:
     flags = {f for f in a.flags.split(",") if f}
     if flags - set(FLAGS):
         parser.error(f"unknown flags {sorted(flags - set(FLAGS))}; choose from {', '.join(FLAGS)}")
+    if "shift" in flags and "draws" not in flags:
+        parser.error("shift moves the Trainer's draws: use it together with draws")
 
     import bertkit
     import bertkit.dropout
@@ -75,8 +77,6 @@ def main(argv=None) -> None:
             return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
         loop.linear_schedule = trainer_schedule
-    if "shift" in flags and "draws" not in flags:
-        parser.error("shift moves the Trainer's draws: use it with draws")
     if "draws" in flags:
         _use_trainer_draws(a.seed, bertkit, loop, shift="shift" in flags)
 
@@ -112,7 +112,7 @@ def _use_trainer_draws(seed: int, bertkit, loop, *, shift: bool) -> None:
 
     def reseeded(*args, **kwargs):
         torch.manual_seed(seed)
-        if shift:  # torch.utils.data's _BaseDataLoaderIter draws its _base_seed so
+        if shift:  # where the Trainer's DataLoader iterator draws its _base_seed
             torch.empty((), dtype=torch.int64).random_()
         return shared_fit(*args, **kwargs)
 
