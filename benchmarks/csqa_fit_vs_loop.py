@@ -57,7 +57,7 @@ def main(argv=None) -> None:
     model_dir = common.default_model_dir()
     start = csqa_loop.bertkit_state(reference)
     rows, size = kit["train"], hp["batch_size"]
-    order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(a.seed)).tolist()
+    order = csqa_loop.trainer_order(len(rows), a.seed)
     total_steps = math.ceil(len(rows) / size)
     n = min(a.steps, total_steps)
 

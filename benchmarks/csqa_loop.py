@@ -45,6 +45,15 @@ def trainer_model(seed: int):
     return transformers.AutoModelForMultipleChoice.from_pretrained(common.default_model_dir())
 
 
+def trainer_order(n: int, seed: int) -> list[int]:
+    """The order in which the Trainer visits ``n`` training rows under ``seed``: accelerate's
+    ``SeedableRandomSampler`` is a ``randperm`` under a generator seeded with the seed
+    (``csqa_variant.py --flags draws,shift,torch,notrim,warmup`` reproduces its run)."""
+    import torch
+
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+
+
 def bertkit_state(reference) -> dict:
     """``reference``'s weights under bertkit's names (copies)."""
     return {(k if k.startswith("bert.") else "head." + k): v.clone() for k, v in reference.state_dict().items()}
@@ -100,7 +109,7 @@ def main(argv=None) -> None:
                          first_token_only=not a.full_last_layer)["logits"]
 
     rows, size = kit["train"], hp["batch_size"]
-    order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(a.seed)).tolist()
+    order = trainer_order(len(rows), a.seed)
     steps = math.ceil(len(rows) / size)
     optimizer = torch.optim.AdamW(
         param_groups(model, learning_rate=hp["learning_rate"], weight_decay=hp["weight_decay"], layer_lr_decay=1.0),

@@ -92,6 +92,7 @@ def main(argv=None) -> None:
 
 def _use_trainer_draws(seed: int, bertkit, loop, *, shift: bool) -> None:
     import csqa_loop
+    import numpy as np
     import torch
 
     from bertkit.estimators import _fitting
@@ -105,7 +106,7 @@ def _use_trainer_draws(seed: int, bertkit, loop, *, shift: bool) -> None:
         return model
 
     def permuted(lengths, batch_size, rng, **kwargs):
-        order = torch.randperm(len(lengths), generator=torch.Generator().manual_seed(seed)).numpy()
+        order = np.asarray(csqa_loop.trainer_order(len(lengths), seed))
         return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
     shared_fit = _fitting.fit
