@@ -41,6 +41,7 @@ from bertkit.training import (
     layer_index,
     param_groups,
     predict_rows,
+    resolve_device,
     train_batches,
 )
 
@@ -51,6 +52,36 @@ def _clf(folder, **params):
 
 def _padding_waste(batches, lengths):
     return sum(len(b) * lengths[b].max() - lengths[b].sum() for b in batches)
+
+
+# ============================================================== devices
+def test_resolve_device_reads_auto_and_torch_names():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@pytest.mark.parametrize("device, expected", [
+    ("gpu", "is not a device torch knows"),
+    ("cuda:99", "CUDA device"),
+])
+def test_a_device_this_machine_lacks_is_named_with_the_ones_it_has(device, expected):
+    with pytest.raises(bertkit.InputError) as info:
+        resolve_device(device)
+    message = str(info.value)
+    assert expected in message and repr(device) in message and "'cpu'" in message
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda_fails_before_fit_changes_anything(tiny_model_dir, toy_data):
+    texts, labels = toy_data
+    clf = _clf(tiny_model_dir).fit(texts, labels)
+    before = clf.predict_proba(texts[:4])
+    clf.set_params(device="cuda")
+    with pytest.raises(bertkit.InputError, match="no CUDA device.*device='auto'"):
+        clf.fit(texts, labels)
+    with pytest.raises(bertkit.InputError, match="no CUDA device"):
+        clf.predict(texts[:4])
+    np.testing.assert_array_equal(clf.set_params(device="cpu").predict_proba(texts[:4]), before)
 
 
 # ============================================================== batching

@@ -70,8 +70,9 @@ class FitStart:
 
 
 def start_fit(est) -> FitStart:
-    """Check the early-stopping parameters, resolve the checkpoint folder, load the
-    (cached) tokenizer and draw the seed."""
+    """Check the early-stopping parameters and the device, resolve the checkpoint
+    folder, load the (cached) tokenizer and draw the seed."""
+    resolve_device(getattr(est, "device", "auto"))  # a device this machine lacks fails before any work
     if getattr(est, "n_iter_no_change", None) is not None and getattr(est, "validation_fraction", None) is None:
         raise InputError(
             f"The 'n_iter_no_change' parameter of {type(est).__name__} stops on validation "

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._errors import InputError
 from ._batching import Encoded, aggregate_rows, inference_batches, train_batches
 from ._optim import freeze, linear_schedule, param_groups
 from ._quantize import quantize_int8
@@ -67,10 +68,39 @@ class FitResult:
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else as torch reads it."""
+    """``"auto"`` -> CUDA when available, else CPU; anything else as torch reads it.
+
+    A device this machine does not have (``"cuda"`` on a CPU-only build, ``"cuda:3"``
+    with two GPUs, ``"mps"`` off Apple silicon) or a name torch does not know raises
+    :class:`~bertkit.InputError` naming what is available, before any work starts.
+    """
     if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise InputError(f"device={device!r} is not a device torch knows ({exc}). "
+                         f"Use 'auto', 'cpu' or 'cuda' (available here: {_available_devices()}).") from None
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (resolved.index is not None and resolved.index >= count):
+            have = f"{count} CUDA device(s)" if count else "no CUDA device"
+            raise InputError(f"device={device!r} was asked for, but this machine has {have}. "
+                             f"Use device='auto' (CUDA when there is one, else CPU) or one of: "
+                             f"{_available_devices()}.")
+    elif resolved.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise InputError(f"device={device!r} was asked for, but MPS is not available here. "
+                         f"Use device='auto' or one of: {_available_devices()}.")
+    return resolved
+
+
+def _available_devices() -> str:
+    names = ["'cpu'"]
+    if torch.cuda.is_available():
+        names += [f"'cuda:{i}'" for i in range(torch.cuda.device_count())]
+    if hasattr(torch.backends, "mps") and torch.backends.mps.is_available():
+        names.append("'mps'")
+    return ", ".join(names)
 
 
 def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
