@@ -47,6 +47,13 @@ _MLM_HEAD_KEYS = ("cls.predictions.transform.dense.weight", "cls.predictions.bia
 
 
 # --------------------------------------------------------------------- shared pieces
+_NOT_FITTED = (
+    "This %(name)s instance is not fitted yet. Call fit() without arguments to use the "
+    "checkpoint as it is (fill-mask and scoring), or fit(texts) to continue masked-LM "
+    "training on your own text first."
+)
+
+
 class _Masker:
     """BERT's dynamic masking of padded batches (``mask_tokens``), from one seeded generator.
 
@@ -394,7 +401,7 @@ class BertMaskedLM(BertEstimatorBase):
         >>> mlm.predict(["the cat sat on the [MASK] ."])  # doctest: +SKIP
         [[[('mat', 0.92), ('floor', 0.03), ...]]]
         """
-        check_is_fitted(self, "model_")
+        check_is_fitted(self, "model_", msg=_NOT_FITTED)
         texts = self._check_X(X, fit=False, allow_pairs=False)
         tokenizer = self.tokenizer_
         mask_id = _check_mask_token(self, tokenizer)
@@ -452,7 +459,7 @@ class BertMaskedLM(BertEstimatorBase):
         -------
         float
         """
-        check_is_fitted(self, "model_")
+        check_is_fitted(self, "model_", msg=_NOT_FITTED)
         texts = self._check_X(X, fit=False, allow_pairs=False)
         return masked_lm_accuracy(self, texts, self.mlm_probability)
 
@@ -481,7 +488,7 @@ class BertMaskedLM(BertEstimatorBase):
         >>> mlm.pseudo_perplexity(["the cat sat on the mat ."])  # doctest: +SKIP
         3.1...
         """
-        check_is_fitted(self, "model_")
+        check_is_fitted(self, "model_", msg=_NOT_FITTED)
         texts = self._check_X(X, fit=False, allow_pairs=False)
         mask_id = _check_mask_token(self, self.tokenizer_)
         special = set(self.tokenizer_.all_special_ids)
