@@ -168,26 +168,52 @@ def _normalise_key(key: str) -> str:
     return key
 
 
+def _model_key(key: str, is_task: bool) -> str | None:
+    """``key`` of a checkpoint as the model names it: ``None`` for an ignored buffer, and
+    for a head's weight that a bare encoder (``is_task`` False) has no use for."""
+    key = _normalise_key(key)
+    if key.endswith(_IGNORED_SUFFIXES):
+        return None
+    if is_task:
+        if key.startswith(_ENCODER_ROOTS):
+            return "bert." + key
+        return key if key.startswith("bert.") else "head." + key
+    if key.startswith("bert."):
+        return key[len("bert."):]
+    return key if key.startswith(_ENCODER_ROOTS) else None
+
+
 def _to_model_keys(state: dict[str, torch.Tensor], model: nn.Module) -> tuple[dict, list[str]]:
     """Rename checkpoint keys to ``model``'s names; return them and the keys left over."""
     is_task = isinstance(model, BertTaskModel)
     renamed, other_head = {}, []
     for key, tensor in state.items():
-        key = _normalise_key(key)
-        if key.endswith(_IGNORED_SUFFIXES):
-            continue
-        if is_task:
-            if key.startswith(_ENCODER_ROOTS):
-                key = "bert." + key
-            elif not key.startswith("bert."):
-                key = "head." + key
-        elif key.startswith("bert."):
-            key = key[len("bert."):]
-        elif not key.startswith(_ENCODER_ROOTS):
-            other_head.append(key)  # a head's weight; a bare encoder has no use for it
-            continue
-        renamed[key] = tensor
+        name = _model_key(key, is_task)
+        if name is not None:
+            renamed[name] = tensor
+        elif not key.endswith(_IGNORED_SUFFIXES):
+            other_head.append(_normalise_key(key))  # a head's weight; a bare encoder has no use for it
     return renamed, other_head
+
+
+def without_head(
+    model: nn.Module, state: dict[str, torch.Tensor], *, whole: bool = False
+) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """``state`` less the task head tensors that do not fit ``model``: those of another
+    shape (another number of labels), or with ``whole`` the head's every tensor. Returns
+    the rest and the dropped names; ``model`` then starts those from its initial values."""
+    is_task = isinstance(model, BertTaskModel)
+    expected = model.state_dict()
+    kept, dropped = {}, []
+    for key, tensor in state.items():
+        name = _model_key(key, is_task)
+        if name is not None and name.startswith("head.") and (
+            whole or (name in expected and tuple(expected[name].shape) != tuple(tensor.shape))
+        ):
+            dropped.append(key)
+        else:
+            kept[key] = tensor
+    return kept, dropped
 
 
 def _to_checkpoint_key(key: str) -> str:
@@ -279,7 +305,6 @@ def load_state(model: nn.Module, state: dict[str, torch.Tensor], *, source: Any 
     """Copy checkpoint tensors into ``model``, reporting missing and unexpected keys by name."""
     state, other_head = _to_model_keys(state, model)
     expected = model.state_dict()
-    aliases = _aliases(model)
     mismatched = [
         f"{_to_checkpoint_key(key)!r} has shape {tuple(tensor.shape)} in the checkpoint, "
         f"this model needs {tuple(expected[key].shape)}"
@@ -291,11 +316,27 @@ def load_state(model: nn.Module, state: dict[str, torch.Tensor], *, source: Any 
             f"Tensors in {source} do not fit this model: {'; '.join(mismatched)}. The checkpoint "
             f"was saved for another configuration (e.g. another number of labels or vocabulary size)."
         )
-    present_groups = {aliases.get(k, k) for k in state}
-    missing = [k for k in expected if k not in aliases and k not in present_groups]
+    missing = _missing(model, state)
     unexpected = [k for k in state if k not in expected]
     model.load_state_dict({k: v for k, v in state.items() if k in expected}, strict=False)
     _report(model, missing, unexpected, other_head, source)
+
+
+def _missing(model: nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
+    """``model``'s tensors (model names) that ``state`` (model names) lacks; tied copies count once."""
+    aliases = _aliases(model)
+    present = {aliases.get(k, k) for k in state}
+    return [k for k in model.state_dict() if k not in aliases and k not in present]
+
+
+def missing_head_weights(model: nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
+    """The task head's tensors that the checkpoint ``state`` lacks, by checkpoint name.
+
+    Empty when ``state`` holds a trained head for ``model`` (a ``BertTaskModel``); a
+    bare encoder checkpoint gives the head's every tensor.
+    """
+    mapped, _ = _to_model_keys(state, model)
+    return [_to_checkpoint_key(k) for k in _missing(model, mapped) if k.startswith("head.")]
 
 
 def _report(model, missing, unexpected, other_head, source) -> None:

@@ -374,12 +374,19 @@ def _read_lines(args) -> list[str]:
 def predict(args: argparse.Namespace) -> int:
     from . import load
     from ._errors import InputError
+    from .config import BertConfig
     from .estimators import BertClassifier, BertRegressor
+    from .estimators._base import META_FILE
+    from .estimators._pretrained import head_problem
 
     folder = Path(args.model_dir)
     if not folder.is_dir():
         raise FileNotFoundError(f"The model folder {args.model_dir!r} does not exist.")
-    estimator = load(folder)
+    if (folder / META_FILE).is_file() or not (folder / "config.json").is_file():
+        estimator = load(folder)
+    else:  # a sequence-classification checkpoint saved by transformers
+        regression = head_problem(BertConfig.from_json_file(folder)) == "regression"
+        estimator = (BertRegressor if regression else BertClassifier).from_pretrained(folder)
     if not isinstance(estimator, (BertClassifier, BertRegressor)):
         raise InputError(
             f"{args.model_dir!r} holds a {type(estimator).__name__}, which has no predict. "
@@ -570,7 +577,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(BertClassifier or BertRegressor) and print one tab-separated prediction per text. "
         "Texts come from the arguments, else from --file, else from stdin (one per line)."),
     )
-    pr.add_argument("model_dir", metavar="MODEL_DIR", help="a folder saved by bertkit")
+    pr.add_argument("model_dir", metavar="MODEL_DIR", help="a folder saved by bertkit (bertkit train, or a BertClassifier/BertRegressor save), or a sequence-classification checkpoint saved by transformers")
     pr.add_argument("texts", nargs="*", metavar="TEXT", help="texts to predict for")
     pr.add_argument("--file", "-f", metavar="FILE",
                     help="read texts from FILE, one per line ('-' for stdin)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import logging
 import os
 import threading
 import warnings
@@ -27,7 +28,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .. import plugins
 from .._errors import InputError
-from ..checkpoint import load_pretrained, load_state, read_state_dict, state_to_save
+from ..checkpoint import load_pretrained, load_state, read_state_dict, state_to_save, without_head
 from ..config import BertConfig
 from ..heads import BertTaskModel
 from ..modeling import BertModel
@@ -161,6 +162,9 @@ def _fingerprint(tokenizer) -> str:
     return cached
 
 
+logger = logging.getLogger(__name__)
+
+
 # --------------------------------------------------------------------- the base class
 class BertEstimatorBase(BaseEstimator):
     """Shared machinery of bertkit estimators. Not for direct use.
@@ -223,17 +227,31 @@ class BertEstimatorBase(BaseEstimator):
         return CACHES.tokenizer(folder)
 
     def _new_model(self, folder: Path, **head_options) -> torch.nn.Module:
-        """A fresh model from the checkpoint in ``folder``; weights come from the shared cache."""
+        """A fresh model from the checkpoint in ``folder``; weights come from the shared cache.
+
+        A task head the checkpoint already has is kept (fine-tuning goes on from it) when
+        it fits: the same shapes and, where ``labels`` are given, the same label names in
+        the same order. Otherwise the head starts anew, as it does from a bare encoder.
+        """
         config = BertConfig.from_json_file(folder)
+        state = read_state_dict(folder)
         if self._head is None:
             model = BertModel(config, attention=self.attention)
         else:
+            saved_labels = [str(config.id2label.get(i)) for i in range(config.num_labels)] if config.id2label else None
             head_class = plugins.get("head", self._head)
             model = BertTaskModel(config, head_class, self._head, attention=self.attention, **head_options)
+            labels = head_options.get("labels")
+            state, dropped = without_head(
+                model, state, whole=labels is not None and saved_labels != [str(x) for x in labels]
+            )
+            if dropped:
+                logger.info("%s starts a new %s head: the one in %s is for other labels (%s)",
+                            type(self).__name__, self._head, folder, ", ".join(dropped))
         with warnings.catch_warnings():
             # A newly initialised head is the point of fine-tuning; don't warn about it.
             warnings.filterwarnings("ignore", message=".*head of this model is newly initialised")
-            load_state(model, read_state_dict(folder), source=folder)
+            load_state(model, state, source=folder)
         return model
 
     def _seed(self) -> int:
@@ -438,6 +456,18 @@ def load(folder: str | os.PathLike) -> BertEstimatorBase:
         estimator.model_ = load_pretrained(folder, meta.get("head"), attention=estimator.attention)
     estimator.tokenizer_ = load_tokenizer(folder)
     return estimator
+
+
+def saved_fitted(folder: Path, estimator: str) -> dict[str, Any]:
+    """The fitted attributes that ``estimator``'s ``save`` wrote into ``folder`` (empty
+    when the folder has no bertkit.json, or one from another estimator)."""
+    path = Path(folder) / META_FILE
+    if not path.is_file():
+        return {}
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    if meta.get("estimator") != estimator:
+        return {}
+    return {k: _from_json(v) for k, v in meta.get("fitted", {}).items()}
 
 
 # --------------------------------------------------------------------- helpers

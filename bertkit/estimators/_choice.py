@@ -18,6 +18,7 @@ from ..training import Encoded
 from ._base import COMMON_CONSTRAINTS, BertEstimatorBase
 from ._fitting import start_fit, train_model, validation_split, weighted_mean
 from ._input import TextColumns, _is_missing
+from ._pretrained import FromPretrained
 
 __all__ = ["BertMultipleChoice"]
 
@@ -135,7 +136,7 @@ def check_questions(X, owner: str = _NAME) -> _Questions:
     return _Questions(prompts, choices)
 
 
-class BertMultipleChoice(ClassifierMixin, BertEstimatorBase):
+class BertMultipleChoice(FromPretrained, ClassifierMixin, BertEstimatorBase):
     """Fine-tune BERT to pick the right choice for a prompt (multiple-choice QA).
 
     Each ``(prompt, choice)`` pair is encoded as the text pair
@@ -380,6 +381,12 @@ class BertMultipleChoice(ClassifierMixin, BertEstimatorBase):
         self.classes_ = np.arange(k)
         self.n_text_columns_ = 2
         return self
+
+    def _adopt_config(self, config) -> None:
+        """A checkpoint does not record its number of choices: any number is taken."""
+        self.n_choices_ = None
+        self.classes_ = None
+        self.n_text_columns_ = 2
 
     # ----------------------------------------------------------------- predict
     def _scores(self, model, rows: Encoded, k: int, pad_id: int) -> np.ndarray:

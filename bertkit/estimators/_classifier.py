@@ -20,11 +20,12 @@ from .._errors import InputError
 from ._base import COMMON_CONSTRAINTS, BertEstimatorBase
 from ._fitting import fit_head, weighted_mean
 from ._input import _is_missing
+from ._pretrained import FromPretrained, checkpoint_labels, head_problem
 
 __all__ = ["BertClassifier"]
 
 
-class BertClassifier(ClassifierMixin, BertEstimatorBase):
+class BertClassifier(FromPretrained, ClassifierMixin, BertEstimatorBase):
     """Fine-tune BERT to classify texts or text pairs.
 
     Binary, multiclass and multi-label (``y`` as a 2-D indicator array or a list
@@ -284,6 +285,20 @@ class BertClassifier(ClassifierMixin, BertEstimatorBase):
             if self.threshold == "tune" and result.valid_logits is not None:
                 self.thresholds_ = _tune_thresholds(_sigmoid(result.valid_logits), result.valid_targets)
         return self
+
+    def _adopt_config(self, config) -> None:
+        """``classes_`` from ``id2label``; multi-label when ``problem_type`` says so."""
+        problem = head_problem(config)
+        if problem == "regression":
+            raise InputError(
+                f"{type(self).__name__}.from_pretrained: this checkpoint's head is a regression "
+                f"head ({config.num_labels} output(s)); load it with BertRegressor.from_pretrained."
+            )
+        self.classes_ = np.asarray(checkpoint_labels(config), dtype=object)
+        self.multilabel_ = problem == "multi_label_classification"
+        self.thresholds_ = None
+        if self.multilabel_:
+            self.thresholds_ = np.full(len(self.classes_), 0.5 if self.threshold == "tune" else float(self.threshold))
 
     # ----------------------------------------------------------------- predict
     def decision_function(self, X) -> np.ndarray:

@@ -26,6 +26,7 @@ from ..training import Encoded
 from ._base import CACHES, COMMON_CONSTRAINTS, BertEstimatorBase, _fingerprint
 from ._fitting import start_fit, train_model, validation_split, weighted_mean
 from ._input import _check_column
+from ._pretrained import FromPretrained
 
 __all__ = ["BertQuestionAnswerer"]
 
@@ -43,7 +44,7 @@ _ANSWER_FORMS = (
 )
 
 
-class BertQuestionAnswerer(BertEstimatorBase):
+class BertQuestionAnswerer(FromPretrained, BertEstimatorBase):
     """Fine-tune BERT to answer questions with a span of a context (SQuAD style).
 
     ``X`` holds one (question, context) pair per row; ``y`` the answer of each row, as a
@@ -291,6 +292,11 @@ class BertQuestionAnswerer(BertEstimatorBase):
         )
         self.n_windows_ = n_rows
         return self
+
+    def _adopt_config(self, config) -> None:
+        """Nothing to learn from labels: the span head has two fixed outputs."""
+        self.n_windows_ = 0
+        self.n_text_columns_ = 2
 
     # ----------------------------------------------------------------- predict
     def predict_spans(self, X) -> pd.DataFrame:

@@ -11,11 +11,12 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from .._errors import InputError
 from ._base import COMMON_CONSTRAINTS, BertEstimatorBase
 from ._fitting import fit_head, weighted_mean
+from ._pretrained import FromPretrained, head_problem
 
 __all__ = ["BertRegressor"]
 
 
-class BertRegressor(RegressorMixin, BertEstimatorBase):
+class BertRegressor(FromPretrained, RegressorMixin, BertEstimatorBase):
     """Fine-tune BERT to predict numbers from texts or text pairs (e.g. STS similarity).
 
     Targets are standardised inside (zero mean, unit variance per output) and
@@ -144,6 +145,20 @@ class BertRegressor(RegressorMixin, BertEstimatorBase):
             target_dtype=torch.float32,
         )
         return self
+
+    def _adopt_config(self, config) -> None:
+        """The head's outputs as they are (no target scaling): 1-D for one output."""
+        problem = head_problem(config)
+        if problem != "regression":
+            raise InputError(
+                f"{type(self).__name__}.from_pretrained: this checkpoint's head is a classifier "
+                f"({problem}, {config.num_labels} labels); load it with "
+                f"BertClassifier.from_pretrained. A multi-output regression checkpoint says "
+                f'"problem_type": "regression" in its config.json.'
+            )
+        n = config.num_labels
+        self.n_outputs_, self.y_ndim_ = n, 1 if n == 1 else 2
+        self.y_mean_, self.y_scale_ = np.zeros(n), np.ones(n)
 
     def predict(self, X) -> np.ndarray:
         """Predictions in the units of ``y`` (1-D if ``y`` was 1-D)."""

@@ -27,6 +27,7 @@ from ..metrics import entity_f1
 from ..training import Encoded
 from ._base import CACHES, COMMON_CONSTRAINTS, BertEstimatorBase, _fingerprint
 from ._fitting import start_fit, train_model, validation_split
+from ._pretrained import FromPretrained, checkpoint_labels
 
 __all__ = ["BertTokenClassifier"]
 
@@ -46,7 +47,7 @@ _COMMON = (
 )
 
 
-class BertTokenClassifier(BertEstimatorBase):
+class BertTokenClassifier(FromPretrained, BertEstimatorBase):
     """Fine-tune BERT to tag every word of a sentence (NER, chunking, POS tagging).
 
     ``X`` is a list of sentences, each a list of words (pre-tokenised, as in CoNLL
@@ -293,6 +294,10 @@ class BertTokenClassifier(BertEstimatorBase):
         )
         self.classes_ = classes
         return self
+
+    def _adopt_config(self, config) -> None:
+        """``classes_``: the tag names of ``id2label``, in output order."""
+        self.classes_ = np.asarray(checkpoint_labels(config), dtype=str)
 
     # ----------------------------------------------------------------- predict
     def predict_proba(self, X) -> list[np.ndarray]:
