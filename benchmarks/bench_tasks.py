@@ -540,11 +540,65 @@ def table(records: list[dict]) -> str:
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in ok:
         peers = [p for p in ok if p["task"] == r["task"] and p["impl"] == "hf-trainer"
-                 and p["repeat"] == r["repeat"] and p["quick"] == r["quick"]]
+                 and p["repeat"] == r["repeat"] and p["quick"] == r["quick"]
+                 and p["hyperparameters"].get("seed") == r["hyperparameters"].get("seed")
+                 and _comparable_times(p, r)]
         ratio = f"{r['fit_s'] / peers[0]['fit_s']:.2f}x" if peers and r["impl"] == "bertkit" else ""
         value = f"{r['metric']:.4f}" + (f" (before {r['before']:.4f})" if "before" in r else "")
         lines.append(f"| {r['task']} | {r['impl']} | {r['n_train']} | {r['fit_s']:.1f} | {r['eval_s']:.1f} | "
                      f"{r['metric_name']} | {value} | {ratio} | {r['foreign_cpu_cores']:.2f} |")
+    paired = paired_by_seed(ok)
+    return "\n".join(lines) + (f"\n\n{paired}" if paired else "")
+
+
+def _started(record: dict):
+    """When the driver run of a record started (its log is named tasks-DATE-TIME-...)."""
+    import datetime
+
+    found = re.search(r"tasks-(\d{8}-\d{6})-", record.get("log") or "")
+    return datetime.datetime.strptime(found.group(1), "%Y%m%d-%H%M%S") if found else None
+
+
+def _comparable_times(a: dict, b: dict) -> bool:
+    """Two runs whose fit times may be divided: same host, drivers started within 3 hours
+    (this host's speed drifts by 5-10 % over a day and more between days)."""
+    t, u = _started(a), _started(b)
+    return (t is not None and u is not None and abs((t - u).total_seconds()) <= 3 * 3600
+            and a.get("machine") == b.get("machine"))
+
+
+def paired_by_seed(records: list[dict]) -> str:
+    """Per task run on several seeds by both sides: bertkit minus the Trainer, seed by seed.
+
+    One score of a 1-epoch fine-tuning run moves with the seed by about as much as the
+    two sides differ, so "at least the same score" is read on the mean of paired seeds,
+    with its standard error. The latest full-size record of each (task, impl, seed)
+    counts: reruns replace older code's results.
+    """
+    import statistics
+
+    latest: dict[tuple, dict] = {}
+    for r in records:
+        if not r["quick"] and r["task"] != "pretrain":
+            latest[(r["task"], r["impl"], r["hyperparameters"]["seed"])] = r
+    lines = []
+    for task in dict.fromkeys(t for t, _, _ in latest):
+        seeds = sorted(s for t, i, s in latest if t == task and i == "bertkit" and (t, "hf-trainer", s) in latest)
+        if len(seeds) < 2:
+            continue
+        ours = [latest[(task, "bertkit", s)]["metric"] for s in seeds]
+        theirs = [latest[(task, "hf-trainer", s)]["metric"] for s in seeds]
+        diff = [a - b for a, b in zip(ours, theirs, strict=True)]
+        se = statistics.stdev(diff) / len(diff) ** 0.5
+        same_run = [s for s in seeds if _comparable_times(latest[(task, "bertkit", s)], latest[(task, "hf-trainer", s)])]
+        ratios = [latest[(task, "bertkit", s)]["fit_s"] / latest[(task, "hf-trainer", s)]["fit_s"] for s in same_run] or [float("nan")]
+        lines.append(
+            f"{task}, seeds {', '.join(map(str, seeds))}: bertkit {statistics.mean(ours):.4f}, Trainer "
+            f"{statistics.mean(theirs):.4f}; paired difference {statistics.mean(diff):+.4f} (SE {se:.4f}, "
+            f"bertkit ahead on {sum(d > 0 for d in diff)}, level on {sum(d == 0 for d in diff)}, behind on "
+            f"{sum(d < 0 for d in diff)}); fit-time ratio median {statistics.median(ratios):.2f}x over the "
+            f"{len(same_run)} seeds whose two runs started within 3 hours on one host"
+        )
     return "\n".join(lines)
 
 
