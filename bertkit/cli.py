@@ -598,8 +598,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--file", "-f", metavar="FILE", help="a text file with one candidate per line")
     sim.add_argument("--model", default="default",
                      help="'default' (all-MiniLM-L6-v2) or a model folder")
-    sim.add_argument("--pooling", default="mean", choices=("mean", "cls", "max", "pooler"),
-                     help="how token vectors become one sentence vector (default: mean)")
+    sim.add_argument("--pooling", default="auto", choices=("auto", "mean", "cls", "max", "pooler"),
+                     help="how token vectors become one sentence vector (default: auto, the pooling "
+                          "a sentence-transformers folder names, else mean)")
     sim.add_argument("--attention", default="sdpa", help="attention backend: sdpa, eager, ... (default: sdpa)")
     sim.add_argument("--max-length", type=_at_least(8), default=128,
                      help="tokens per sentence (default: 128)")

@@ -564,6 +564,46 @@ def _reference_states(folder, texts, **kwargs):
         return model(**batch, **kwargs), batch["attention_mask"]
 
 
+def _sentence_transformers_folder(tmp_path, tiny_model_dir, pooling_config: dict):
+    """The tiny checkpoint laid out as sentence-transformers saves a model."""
+    import json
+    import shutil
+
+    folder = tmp_path / "st"
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]))
+    (folder / "1_Pooling").mkdir()
+    flags = {f"pooling_mode_{m}": False for m in ("cls_token", "mean_tokens", "max_tokens", "mean_sqrt_len_tokens")}
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 32, **flags, **pooling_config}))
+    return folder
+
+
+@pytest.mark.parametrize("flag, mode", [("pooling_mode_cls_token", "cls"), ("pooling_mode_mean_tokens", "mean"),
+                                        ("pooling_mode_max_tokens", "max")])
+def test_embedder_auto_pooling_reads_sentence_transformers_config(tmp_path, tiny_model_dir, flag, mode):
+    folder = _sentence_transformers_folder(tmp_path, tiny_model_dir, {flag: True})
+    auto = BertEmbedder(model=folder).fit()
+    assert auto.pooling_ == mode
+    np.testing.assert_allclose(auto.transform(EMBED_TEXTS),
+                               BertEmbedder(model=folder, pooling=mode).fit().transform(EMBED_TEXTS), atol=1e-6)
+    assert bertkit.load(auto.save(tmp_path / "saved")).pooling_ == mode
+
+
+def test_embedder_auto_pooling_is_mean_elsewhere_and_warns_on_what_it_cannot_compute(tmp_path, tiny_model_dir):
+    assert BertEmbedder(model=tiny_model_dir).fit().pooling_ == "mean"  # no modules.json
+    folder = _sentence_transformers_folder(tmp_path, tiny_model_dir, {"pooling_mode_mean_sqrt_len_tokens": True})
+    with pytest.warns(UserWarning, match="pooling_mode_mean_sqrt_len_tokens.*using 'mean'"):
+        assert BertEmbedder(model=folder).fit().pooling_ == "mean"
+    assert BertEmbedder(model=folder, pooling="cls").fit().pooling_ == "cls"  # an explicit choice wins
+
+
+def test_default_model_auto_pooling_is_its_mean(default_model_dir):
+    assert BertEmbedder().fit().pooling_ == "mean"
+
+
 @pytest.mark.parametrize("pooling", ["mean", "cls", "max", "pooler"])
 def test_embedder_pooling_matches_the_encoder(tiny_model_dir, pooling):
     emb = BertEmbedder(model=tiny_model_dir, pooling=pooling, normalize=False).fit(EMBED_TEXTS)
