@@ -239,3 +239,49 @@ def test_bertkit_predict_reads_a_transformers_classifier_folder(sentiment, capsy
     _hf_checkpoint(tmp_path / "tok", "BertForTokenClassification", **_labels(["O", "B-X"]))
     assert main(["predict", str(tmp_path / "tok"), "the cat"]) == 2
     assert "holds a BertForTokenClassification checkpoint" in capsys.readouterr().err
+
+
+# ============================================================== language models
+def test_masked_lm_fills_masks_as_transformers_does(tmp_path):
+    model, tokenizer = _hf_checkpoint(tmp_path, "BertForMaskedLM", seed=7)
+    mlm = bertkit.BertMaskedLM.from_pretrained(tmp_path, top_k=3, **READY)
+    assert mlm.history_ == [] and mlm.n_text_columns_ == 1
+    text = "the cat [MASK] on the mat"
+    enc = tokenizer([text], return_tensors="pt")
+    with torch.no_grad():
+        proba = torch.softmax(model(**enc).logits[0, 3], -1)
+    top = torch.topk(proba, 3)
+    want = [(tokenizer.convert_ids_to_tokens(int(i)), float(p)) for p, i in zip(top.values, top.indices, strict=True)]
+    got = mlm.predict([text])[0][0]
+    assert [t for t, _ in got] == [t for t, _ in want]
+    np.testing.assert_allclose([p for _, p in got], [p for _, p in want], atol=1e-5)
+
+
+def test_masked_lm_refuses_an_encoder_without_its_head(tiny_model_dir):
+    with pytest.raises(InputError, match=r"no trained BertForMaskedLM head.*fit\(texts\)"):
+        bertkit.BertMaskedLM.from_pretrained(tiny_model_dir, **READY)
+
+
+def test_causal_lm_scores_and_generates_as_transformers_does(tmp_path):
+    model, tokenizer = _hf_checkpoint(tmp_path, "BertLMHeadModel", seed=8, is_decoder=True)
+    lm = bertkit.BertCausalLM.from_pretrained(tmp_path, **READY)
+    for text, got in zip(SENTENCES, lm.score_samples(SENTENCES), strict=True):
+        ids = tokenizer([text], return_tensors="pt")
+        with torch.no_grad():
+            want = -model(**ids, labels=ids["input_ids"]).loss.item()
+        assert got == pytest.approx(want, abs=1e-4)
+    ids = tokenizer(["the cat"], return_tensors="pt", add_special_tokens=False)["input_ids"]
+    prompt = torch.cat([torch.tensor([[tokenizer.cls_token_id]]), ids], dim=1)
+    with torch.no_grad():  # greedy decoding, by hand: the next token is the argmax, 4 times
+        for _ in range(4):
+            nxt = model(input_ids=prompt).logits[:, -1].argmax(-1, keepdim=True)
+            prompt = torch.cat([prompt, nxt], dim=1)
+    want = tokenizer.decode(prompt[0, 1 + ids.shape[1]:])
+    got = lm.generate(["the cat"], max_new_tokens=4)[0]
+    assert got.split() == want.split() or got.replace(" ", "") == want.replace(" ", "")
+
+
+def test_causal_lm_refuses_a_masked_lm_checkpoint(tmp_path):
+    _hf_checkpoint(tmp_path, "BertForMaskedLM", seed=9)
+    with pytest.raises(InputError, match="is not a decoder"):
+        bertkit.BertCausalLM.from_pretrained(tmp_path, **READY)

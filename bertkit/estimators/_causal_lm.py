@@ -33,6 +33,7 @@ from ..heads import BertTaskModel
 from ..training import Encoded, autocast_dtype, resolve_device
 from ._base import COMMON_CONSTRAINTS, BertEstimatorBase
 from ._fitting import start_fit, train_model, validation_split
+from ._pretrained import FromPretrained
 
 __all__ = ["BertCausalLM"]
 
@@ -46,7 +47,7 @@ _PARAMS = (
 )
 
 
-class BertCausalLM(DensityMixin, BertEstimatorBase):
+class BertCausalLM(FromPretrained, DensityMixin, BertEstimatorBase):
     """Train a decoder BERT as a causal language model, generate text and score it.
 
     The encoder runs with causal self-attention (each token sees only the tokens
@@ -256,6 +257,26 @@ class BertCausalLM(DensityMixin, BertEstimatorBase):
             warnings.filterwarnings("ignore", message=".*head of this model is newly initialised")
             load_state(model, state, source=folder)
         return model
+
+    _fit_call = "fit(texts)"
+
+    def _adopt_config(self, config) -> None:
+        """Only a decoder: an LM head trained for masked LM predicts no next token."""
+        name = type(self).__name__
+        if self.config is not None:
+            raise InputError(
+                f"{name}.from_pretrained loads a trained model; its 'config' parameter (a new "
+                f"architecture, trained from scratch by fit) must stay None."
+            )
+        if not config.is_decoder:
+            raise InputError(
+                f"{name}.from_pretrained: the checkpoint in {self.model} is not a decoder (its "
+                f"config.json has is_decoder false), so its LM head was trained for masked LM "
+                f"and predicts no next token. Train it as a decoder with {name}(model=...)"
+                f".fit(texts), or pass a folder saved from BertLMHeadModel with is_decoder=True "
+                f"(or by {name}.save)."
+            )
+        self.n_text_columns_ = 1
 
     # ----------------------------------------------------------------- fit
     def fit(self, X, y=None):

@@ -27,6 +27,7 @@ from ..training import Encoded
 from ._base import COMMON_CONSTRAINTS, BertEstimatorBase
 from ._fitting import start_fit, train_model
 from ._input import TextColumns
+from ._pretrained import FromPretrained
 
 __all__ = ["BertMaskedLM", "mask_for_scoring", "masked_lm_accuracy"]
 
@@ -185,7 +186,7 @@ def has_trained_mlm_head(folder: Path) -> bool:
 
 
 # --------------------------------------------------------------------- the estimator
-class BertMaskedLM(BertEstimatorBase):
+class BertMaskedLM(FromPretrained, BertEstimatorBase):
     """Fill in ``[MASK]`` tokens, score texts with the masked-LM objective, and continue
     BERT's masked-language-model pretraining on your own text.
 
@@ -373,6 +374,13 @@ class BertMaskedLM(BertEstimatorBase):
             prepare_batch=prepare_batch,
         )
         return self
+
+    _fit_call = "fit(texts)"
+
+    def _adopt_config(self, config) -> None:
+        """Single texts with a ``[MASK]`` token; nothing learned from labels."""
+        _check_mask_token(self, self.tokenizer_)
+        self.n_text_columns_ = 1
 
     # ----------------------------------------------------------------- predict
     def predict(self, X) -> list[list[list[tuple[str, float]]]]:

@@ -10,6 +10,7 @@ loads it and reads what ``fit`` would have learned from the labels out of
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 from .._errors import InputError
@@ -49,6 +50,9 @@ def head_problem(config: BertConfig) -> str:
 
 class FromPretrained:
     """Mixin of the estimators that can predict with a checkpoint's own trained head."""
+
+    #: How this class's fit is called, for messages.
+    _fit_call = "fit(X, y)"
 
     @classmethod
     def from_pretrained(cls, model: str | os.PathLike = "default", **params: Any):
@@ -92,23 +96,27 @@ class FromPretrained:
                 f"{ESTIMATOR_OF[saved[0]]}, or fine-tune a {name} on it with "
                 f"{name}(model=...).fit(X, y)."
             )
-        network = est._new_model(start.folder)
+        with warnings.catch_warnings(record=True) as caught:  # said again below, unless refused
+            warnings.simplefilter("always")
+            network = est._new_model(start.folder)
         missing = missing_head_weights(network, read_state_dict(start.folder))
         if missing:
             raise InputError(
                 f"{name}.from_pretrained: the checkpoint in {start.folder} has no trained "
                 f"{expected} head ({', '.join(missing)} missing), so its predictions would be "
-                f"random. Fine-tune one with {name}(model=...).fit(X, y), or pass a folder "
+                f"random. Fine-tune one with {name}(model=...).{est._fit_call}, or pass a folder "
                 f"saved from {expected}."
             )
+        est.tokenizer_ = start.tokenizer
         est._adopt_config(config)
+        for warning in caught:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
         # A folder this class saved also holds what config.json cannot: label types,
         # target scaling, thresholds. Take those as save wrote them.
         for key, value in saved_fitted(start.folder, name).items():
             if key not in ("history_", "best_epoch_"):
                 setattr(est, key, value)
         est.model_ = network.eval()
-        est.tokenizer_ = start.tokenizer
         est.history_ = []
         est.best_epoch_ = None
         return est
@@ -119,5 +127,6 @@ class FromPretrained:
         return plugins.get("head", self._head).architecture
 
     def _adopt_config(self, config: BertConfig) -> None:  # pragma: no cover - every user overrides
-        """Set the fitted attributes ``fit`` learns from labels, from the checkpoint's config."""
+        """Set the fitted attributes ``fit`` learns from labels, from the checkpoint's config
+        (``tokenizer_`` is set already); raise InputError for a checkpoint of another kind."""
         raise NotImplementedError
