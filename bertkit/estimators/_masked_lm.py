@@ -376,6 +376,7 @@ class BertMaskedLM(FromPretrained, BertEstimatorBase):
         return self
 
     _fit_call = "fit(texts)"
+    _trained_by = ("BertForMaskedLM", "BertForPreTraining")
 
     def _adopt_config(self, config) -> None:
         """Single texts with a ``[MASK]`` token; nothing learned from labels."""

@@ -14,11 +14,11 @@ from sklearn.metrics import accuracy_score
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from .._errors import InputError
-from ..checkpoint import read_state_dict
 from ..datasets import IS_NEXT, NOT_NEXT, make_nsp_pairs
 from ._base import COMMON_CONSTRAINTS, BertEstimatorBase
-from ._fitting import fit_head, start_fit, weighted_mean
+from ._fitting import fit_head, weighted_mean
 from ._input import TextColumns, _is_missing
+from ._pretrained import FromPretrained
 
 __all__ = ["BertNextSentencePredictor"]
 
@@ -73,7 +73,7 @@ def _count_columns(X) -> int | None:
     return 1
 
 
-class BertNextSentencePredictor(ClassifierMixin, BertEstimatorBase):
+class BertNextSentencePredictor(FromPretrained, ClassifierMixin, BertEstimatorBase):
     """Predict whether sentence B follows sentence A (BERT's next-sentence prediction).
 
     Each ``(A, B)`` pair is encoded as ``[CLS] A [SEP] B [SEP]``; two logits on the
@@ -294,26 +294,15 @@ class BertNextSentencePredictor(ClassifierMixin, BertEstimatorBase):
         >>> nsp.predict([("He went to the shop.", "He bought milk.")])  # doctest: +SKIP
         array([0])
         """
-        est = cls(model=model, **params)
-        est._validate_params()
-        start = start_fit(est)
-        if not any(
-            key.endswith("seq_relationship.weight") for key in read_state_dict(start.folder)
-        ):
-            raise InputError(
-                f"{_NAME}.from_pretrained: the checkpoint in {start.folder} has no next-sentence "
-                f"weights (cls.seq_relationship), so its NSP head would be random. Fine-tune one "
-                f"with {_NAME}(model=...).fit(X, y) on labelled pairs (see "
-                f"{_NAME}.make_pairs), or use a checkpoint pretrained with NSP."
-            )
-        est.model_ = est._new_model(start.folder).eval()
-        est.tokenizer_ = start.tokenizer
-        est.history_ = []
-        est.best_epoch_ = None
-        est.classes_ = np.array([IS_NEXT, NOT_NEXT])
-        est.label_kind_ = "label"
-        est.n_text_columns_ = 2
-        return est
+        return super().from_pretrained(model, **params)
+
+    _trained_by = ("BertForPreTraining", "BertForNextSentencePrediction")
+
+    def _adopt_config(self, config) -> None:
+        """The pretrained head's own convention: 0 = B follows A, 1 = B is random."""
+        self.classes_ = np.array([IS_NEXT, NOT_NEXT])
+        self.label_kind_ = "label"
+        self.n_text_columns_ = 2
 
     # ----------------------------------------------------------------- input
     def _check_pairs(self, X, *, fit: bool) -> TextColumns:

@@ -53,6 +53,8 @@ class FromPretrained:
 
     #: How this class's fit is called, for messages.
     _fit_call = "fit(X, y)"
+    #: Architectures whose checkpoints carry this head, for messages (default: the head's own).
+    _trained_by: tuple[str, ...] = ()
 
     @classmethod
     def from_pretrained(cls, model: str | os.PathLike = "default", **params: Any):
@@ -105,7 +107,7 @@ class FromPretrained:
                 f"{name}.from_pretrained: the checkpoint in {start.folder} has no trained "
                 f"{expected} head ({', '.join(missing)} missing), so its predictions would be "
                 f"random. Fine-tune one with {name}(model=...).{est._fit_call}, or pass a folder "
-                f"saved from {expected}."
+                f"saved from {' or '.join(cls._trained_by or (expected,))}."
             )
         est.tokenizer_ = start.tokenizer
         est._adopt_config(config)
