@@ -304,6 +304,7 @@ def _real_tokens(model_dir: str, texts: list[str], max_length: int) -> int:
 
 def _trainer_run(model_dir, train, y_train, dev, y_dev, hyper, precision, device) -> dict:
     """transformers' Trainer: tokenizer load, features, model load and ``train()`` are timed."""
+    import inspect
     import tempfile
 
     import numpy as np
@@ -324,11 +325,15 @@ def _trainer_run(model_dir, train, y_train, dev, y_dev, hyper, precision, device
              "attention_mask": enc["attention_mask"][i], "labels": y_train[i]} for i in range(len(train))]
     model = AutoModelForSequenceClassification.from_pretrained(
         model_dir, num_labels=2, attn_implementation="sdpa", dtype=torch.float32)
+    accepted = inspect.signature(TrainingArguments).parameters
+    # transformers moved length grouping to train_sampling_strategy in some 5.x releases
+    grouping = ({"group_by_length": True} if "group_by_length" in accepted
+                else {"train_sampling_strategy": "group_by_length"})
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(
             output_dir=out, per_device_train_batch_size=hyper["batch_size"], learning_rate=hyper["learning_rate"],
             num_train_epochs=hyper["epochs"], warmup_ratio=hyper["warmup_ratio"], weight_decay=hyper["weight_decay"],
-            lr_scheduler_type="linear", max_grad_norm=1.0, group_by_length=True, seed=hyper["seed"],
+            lr_scheduler_type="linear", max_grad_norm=1.0, seed=hyper["seed"], **grouping,
             bf16=precision == "bf16", fp16=precision == "fp16", logging_strategy="no", save_strategy="no",
             report_to=[], dataloader_num_workers=0, use_cpu=not device.startswith("cuda"),
         )
@@ -343,7 +348,8 @@ def _trainer_run(model_dir, train, y_train, dev, y_dev, hyper, precision, device
             batch = tok(dev[s:s + 256], padding=True, truncation=True, max_length=hyper["max_length"],
                         return_tensors="pt").to(model.device)
             correct += int((model(**batch).logits.argmax(-1).cpu().numpy() == np.asarray(y_dev[s:s + 256])).sum())
-    return {"fit_s": fit_s, "train_loss": float(result.training_loss), "dev_accuracy": correct / len(dev)}
+    return {"fit_s": fit_s, "train_loss": float(result.training_loss), "dev_accuracy": correct / len(dev),
+            "trainer_grouping": grouping}
 
 
 def _free(device: str) -> None:
