@@ -198,6 +198,13 @@ class BertConfig:
             return len(id2label)
         return int(self.extras.get("num_labels", 2))
 
+    @property
+    def label_names(self) -> list[str]:
+        """The names of a classification head's outputs, by index (``LABEL_i`` for those
+        ``id2label`` does not name, as transformers writes them)."""
+        names = self.id2label or {}
+        return [str(names.get(i, f"LABEL_{i}")) for i in range(self.num_labels)]
+
     def set_labels(self, labels) -> None:
         """Record label names (a list indexed by class, or an int count) in ``extras``."""
         if isinstance(labels, int):

@@ -238,7 +238,7 @@ class BertEstimatorBase(BaseEstimator):
         if self._head is None:
             model = BertModel(config, attention=self.attention)
         else:
-            saved_labels = [str(config.id2label.get(i)) for i in range(config.num_labels)] if config.id2label else None
+            saved_labels = config.label_names
             head_class = plugins.get("head", self._head)
             model = BertTaskModel(config, head_class, self._head, attention=self.attention, **head_options)
             labels = head_options.get("labels")

@@ -20,7 +20,7 @@ from .._errors import InputError
 from ._base import COMMON_CONSTRAINTS, BertEstimatorBase
 from ._fitting import fit_head, weighted_mean
 from ._input import _is_missing
-from ._pretrained import FromPretrained, checkpoint_labels, head_problem
+from ._pretrained import FromPretrained, head_problem
 
 __all__ = ["BertClassifier"]
 
@@ -294,7 +294,7 @@ class BertClassifier(FromPretrained, ClassifierMixin, BertEstimatorBase):
                 f"{type(self).__name__}.from_pretrained: this checkpoint's head is a regression "
                 f"head ({config.num_labels} output(s)); load it with BertRegressor.from_pretrained."
             )
-        self.classes_ = np.asarray(checkpoint_labels(config), dtype=object)
+        self.classes_ = np.asarray(config.label_names, dtype=object)
         self.multilabel_ = problem == "multi_label_classification"
         self.thresholds_ = None
         if self.multilabel_:

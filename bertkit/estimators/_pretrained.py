@@ -19,7 +19,7 @@ from ..config import BertConfig
 from ._base import saved_fitted
 from ._fitting import start_fit
 
-__all__ = ["FromPretrained", "checkpoint_labels", "head_problem"]
+__all__ = ["FromPretrained", "head_problem"]
 
 #: The fine-tuned task architectures a checkpoint's config may name, and the estimator
 #: for each. Their heads share tensor names (``classifier.*``), so the name is what tells
@@ -31,12 +31,6 @@ ESTIMATOR_OF = {
     "BertForQuestionAnswering": "BertQuestionAnswerer",
     "BertForMultipleChoice": "BertMultipleChoice",
 }
-
-
-def checkpoint_labels(config: BertConfig) -> list[str]:
-    """The class names of a checkpoint's head, by output index (``LABEL_i`` without ``id2label``)."""
-    names = config.id2label or {}
-    return [str(names.get(i, f"LABEL_{i}")) for i in range(config.num_labels)]
 
 
 def head_problem(config: BertConfig) -> str:

@@ -27,7 +27,7 @@ from ..metrics import entity_f1
 from ..training import Encoded
 from ._base import CACHES, COMMON_CONSTRAINTS, BertEstimatorBase, _fingerprint
 from ._fitting import start_fit, train_model, validation_split
-from ._pretrained import FromPretrained, checkpoint_labels
+from ._pretrained import FromPretrained
 
 __all__ = ["BertTokenClassifier"]
 
@@ -297,7 +297,7 @@ class BertTokenClassifier(FromPretrained, BertEstimatorBase):
 
     def _adopt_config(self, config) -> None:
         """``classes_``: the tag names of ``id2label``, in output order."""
-        self.classes_ = np.asarray(checkpoint_labels(config), dtype=str)
+        self.classes_ = np.asarray(config.label_names, dtype=str)
 
     # ----------------------------------------------------------------- predict
     def predict_proba(self, X) -> list[np.ndarray]:
