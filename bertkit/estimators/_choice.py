@@ -211,6 +211,7 @@ class BertMultipleChoice(FromPretrained, ClassifierMixin, BertEstimatorBase):
     array([1, 0])
     >>> mc.predict_proba(X).shape  # doctest: +SKIP
     (2, 2)
+    >>> swag = BertMultipleChoice.from_pretrained("path/to/swag-checkpoint")  # no fit  # doctest: +SKIP
     """
 
     _head = "multiple_choice"

@@ -110,6 +110,12 @@ class BertClassifier(FromPretrained, ClassifierMixin, BertEstimatorBase):
     >>> clf = BertClassifier(n_epochs=1, random_state=0)  # doctest: +SKIP
     >>> clf.fit(["great film", "awful film"], ["pos", "neg"]).predict(["a great film"])  # doctest: +SKIP
     array(['pos'], dtype='<U3')
+
+    A checkpoint fine-tuned elsewhere predicts without fit (labels from its ``id2label``):
+
+    >>> clf = BertClassifier.from_pretrained("path/to/sst2-checkpoint")  # doctest: +SKIP
+    >>> clf.predict(["a great film"])  # doctest: +SKIP
+    array(['positive'], dtype=object)
     """
 
     _head = "sequence_classification"

@@ -146,6 +146,7 @@ class BertQuestionAnswerer(FromPretrained, BertEstimatorBase):
     >>> qa.fit(frame[["question", "context"]], frame["answers"])  # doctest: +SKIP
     >>> qa.predict([("Who wrote it?", "It was written by Ada Lovelace in 1843.")])  # doctest: +SKIP
     array(['Ada Lovelace'], dtype=object)
+    >>> squad = BertQuestionAnswerer.from_pretrained("path/to/squad-checkpoint")  # no fit  # doctest: +SKIP
     """
 
     _head = "question_answering"

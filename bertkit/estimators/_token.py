@@ -139,6 +139,9 @@ class BertTokenClassifier(FromPretrained, BertEstimatorBase):
     [['B-PER', 'O', 'O', 'B-LOC']]
     >>> tagger.score(X, y)  # doctest: +SKIP
     1.0
+    >>> ner = BertTokenClassifier.from_pretrained("path/to/ner-checkpoint")  # doctest: +SKIP
+    >>> ner.predict(["Anna went to Rome"])  # tags from its id2label  # doctest: +SKIP
+    [['B-PER', 'O', 'O', 'B-LOC']]
     """
 
     _head = "token_classification"
