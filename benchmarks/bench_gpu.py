@@ -47,6 +47,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import common  # noqa: E402  (stdlib only: it runs on the GPU machine too)
+
 BATCH = 32
 
 
@@ -57,9 +60,6 @@ def make_pack(folder: Path) -> None:
 
     import torch
     from safetensors.torch import save_file
-
-    sys.path.insert(0, str(HERE))
-    import common
 
     from bertkit.checkpoint import read_state_dict
 
@@ -92,15 +92,8 @@ def make_pack(folder: Path) -> None:
 
 
 def read_sst2(path: Path, limit: int | None = None) -> tuple[list[str], list[int]]:
-    texts, labels = [], []
-    with open(path, encoding="utf-8") as f:
-        header = f.readline().rstrip("\n").split("\t")
-        col_s, col_l = header.index("sentence"), header.index("label")
-        for line in f:
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) > max(col_s, col_l):
-                texts.append(parts[col_s].strip())
-                labels.append(int(parts[col_l]))
+    """The first ``limit`` (all with None) sentences and labels of a packed SST-2 file."""
+    texts, labels = common.read_sst2_tsv(path)
     return texts[:limit], labels[:limit]
 
 

@@ -51,6 +51,13 @@ def load_sst2(split: str, limit: int | None = None, seed: int = 0) -> tuple[list
     path = data_dir() / "sst2" / f"{split}.tsv"
     if not path.is_file():
         raise SystemExit(f"{path} not found: set BERTKIT_DATA to the folder holding sst2/")
+    texts, labels = read_sst2_tsv(path)
+    keep = _subset(len(texts), limit, seed)
+    return [texts[i] for i in keep], [labels[i] for i in keep]
+
+
+def read_sst2_tsv(path: Path) -> tuple[list[str], list[int]]:
+    """Every (sentence, 0/1 label) of an SST-2 TSV file (header ``sentence<TAB>label``)."""
     texts, labels = [], []
     with open(path, encoding="utf-8") as f:
         header = f.readline().rstrip("\n").split("\t")
@@ -61,8 +68,7 @@ def load_sst2(split: str, limit: int | None = None, seed: int = 0) -> tuple[list
                 continue
             texts.append(parts[col_s].strip())
             labels.append(int(parts[col_l]))
-    keep = _subset(len(texts), limit, seed)
-    return [texts[i] for i in keep], [labels[i] for i in keep]
+    return texts, labels
 
 
 def load_stsb(split: str, limit: int | None = None, seed: int = 0) -> tuple[list[tuple[str, str]], list[float]]:
