@@ -142,6 +142,32 @@ def test_per_row_ranges_keep_an_outlier_row_from_costing_the_other_rows_their_pr
     assert row_err.max() < 0.02, row_err.max()  # every row, the outlier too
 
 
+@pytest.mark.parametrize("per_row", [False, True])
+def test_outlier_channels_are_multiplied_in_fp32_so_the_rest_keeps_its_precision(per_row, monkeypatch):
+    # BERT's [CLS] and [SEP] rows put most of their magnitude into one channel (19x the
+    # row's standard deviation in all-MiniLM-L6-v2); here channel 7 of a few rows.
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(384, 96)
+    x = torch.randn(2, 20, 384)
+    x[:, 0, 7] = 150.0
+    x[1, 5, 7] = -90.0
+    kept = x.clone()
+    int8 = Int8Linear(linear, per_row=per_row)
+    assert int8.outlier_channels(x.reshape(-1, 384)).tolist() == [7]
+    assert int8.outlier_channels(torch.randn(40, 384)) is None  # no outlier: nothing taken out
+    with torch.no_grad():
+        want = linear(x).reshape(-1, 96)
+        got = int8(x).reshape(-1, 96)
+        assert torch.equal(x, kept)  # the caller's input is left alone
+        monkeypatch.setattr(q, "OUTLIER_SHARE", 0)  # everything through the int8 kernel
+        without = Int8Linear(linear, per_row=per_row)(x).reshape(-1, 96)
+    row_err = (got - want).norm(dim=1) / want.norm(dim=1)
+    row_err_without = (without - want).norm(dim=1) / want.norm(dim=1)
+    assert row_err.max() < 0.02, row_err.max()  # every row, the outlier rows too
+    outlier_rows = [0, 25]
+    assert row_err[outlier_rows].max() < row_err_without[outlier_rows].min() / 4, (row_err, row_err_without)
+
+
 def test_per_row_ranges_fit_each_row_not_zero():
     # A row of values near 6 spans 0.6: a range centred on zero (-6.3..6.3) would give
     # it 20x coarser levels than its own range does. Quantising its inputs then adds
@@ -199,7 +225,8 @@ def test_int8_weights_are_packed_for_onednn_where_amx_makes_it_fast(monkeypatch)
     assert q.default_per_row() is False
 
 
-def test_smoothing_moves_input_outliers_into_the_weights():
+def test_smoothing_moves_input_outliers_into_the_weights(monkeypatch):
+    monkeypatch.setattr(q, "OUTLIER_SHARE", 0)  # channel 3 would be taken out of the kernel
     torch.manual_seed(0)
     linear = torch.nn.Linear(64, 32)
     x = torch.randn(16, 64)
