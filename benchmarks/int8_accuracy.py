@@ -13,9 +13,9 @@ Two checks of issue 5's int8 point, in this process, default model, 2 threads:
                 accuracy with fp32, int8 and bf16 predictions, and how many int8
                 predictions agree with fp32.
 
-int8 settings (``--int8``): ``default`` (this machine's: oneDNN and per-row ranges on
-CPUs with AMX, FBGEMM and one range per call elsewhere), ``per-row`` and ``one-range``
-(either, on this machine's kernels).
+int8 settings (``--int8``): ``default`` (the library's: one range per call, outlier
+channels in fp32; oneDNN kernels on CPUs with AMX, FBGEMM elsewhere), ``per-row`` and
+``one-range`` (either, on this machine's kernels).
 
   .venv/bin/python benchmarks/int8_accuracy.py                      # both, ~5 min
   .venv/bin/python benchmarks/int8_accuracy.py --checks classifier --seeds 0,1
@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-SETTINGS = {"default": None, "per-row": True, "one-range": False}
+SETTINGS = {"default": False, "per-row": True, "one-range": False}  # default: as bertkit.training._quantize.PER_ROW
 
 
 def _cosines(a, b):

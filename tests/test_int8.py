@@ -211,18 +211,18 @@ def test_int8_weights_are_packed_for_onednn_where_amx_makes_it_fast(monkeypatch)
         q.engine.cache_clear()
         try:
             assert q.engine() == want
-            assert q.default_per_row() is (want == "onednn")  # per-row ranges pay where the kernels are fast
+            assert q.default_per_row() is False  # one range per call (and outlier channels) by default
             linear = torch.nn.Linear(64, 32)
             int8 = Int8Linear(linear)
-            assert int8.per_row is (want == "onednn")
+            assert int8.per_row is False
             assert torch.backends.quantized.engine == before  # the global setting is left alone
             x = torch.randn(3, 64)
             with torch.no_grad():
                 assert torch.nn.functional.cosine_similarity(int8(x), linear(x)).min() > 0.999
         finally:
             q.engine.cache_clear()
-    monkeypatch.setattr(q, "PER_ROW", False)
-    assert q.default_per_row() is False
+    monkeypatch.setattr(q, "PER_ROW", True)
+    assert q.default_per_row() is True
 
 
 def test_smoothing_moves_input_outliers_into_the_weights(monkeypatch):

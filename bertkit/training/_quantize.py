@@ -8,10 +8,9 @@ and the task heads stay fp32.
 
 These choices keep it close to fp32 on BERT, whose activations have a few channels far
 larger than the rest and a few tokens (``[CLS]`` above all) far larger than the rest
-(all-MiniLM-L6-v2, 4,096 SST-2 sentences, embedding cosine to fp32: minimum 0.996 and
-mean 0.9993 with per-row ranges, the default on CPUs with AMX; 0.992 and 0.998 with one
-range per call, the default elsewhere; 0.885 and 0.966 with PyTorch's
-``quantize_dynamic``; see docs/performance.md):
+(all-MiniLM-L6-v2, 4,096 SST-2 sentences, embedding cosine to fp32: minimum 0.992 and
+mean 0.998, the default; 0.996 and 0.9993 with per-row ranges, 12 % slower; 0.885 and
+0.966 with PyTorch's ``quantize_dynamic``; see docs/performance.md):
 
 - Inputs use the full 8 bits; PyTorch's dynamic ``Linear`` uses 7 (``reduce_range``).
 - Weights use 8 bits where the kernels add u8 x s8 products in 32 bits (VNNI), and 7
@@ -20,13 +19,11 @@ range per call, the default elsewhere; 0.885 and 0.966 with PyTorch's
   layer then loses 7-18 %), and 2 * 255 * 63 < 32767 never does. A probe of the kernels
   themselves decides (:func:`weight_max`), not the CPU's name.
 - On CPUs with AMX the weights are packed for oneDNN's kernels, 2-3x faster than
-  FBGEMM's there (:func:`engine`); that pays for quantising each row (token) over its
-  own range (:data:`PER_ROW`): one range per call has to cover the call's largest row,
-  and ``[CLS]``'s feed-forward activations are 4-8x the median row in the first layers,
-  which leaves the other rows a few levels only.
+  FBGEMM's there (:func:`engine`).
 - Input channels that stand out in a call (:data:`OUTLIER_RATIO`) are multiplied in
   fp32 and kept out of the kernel's input: the few "massive" values of ``[CLS]`` and
-  separator rows no longer set those rows' ranges.
+  separator rows no longer set the call's range.
+- Optionally (:data:`PER_ROW`) each row (token) is quantised over its own range.
 - The query, key, value and feed-forward input projections, which read a LayerNorm
   output, are *smoothed* (SmoothQuant, Xiao et al. 2023, migration strength 0.5):
   input channel ``j`` is divided by ``s_j`` and the weight's column ``j`` multiplied
@@ -64,17 +61,15 @@ _linear_dynamic = torch.ops.quantized.linear_dynamic
 #: Largest int8 weight where the kernels add pairs of u8 x s8 products in 16 bits
 #: (AVX2 without VNNI): 7 bits, so that 8-bit inputs never saturate them.
 SAFE_WEIGHT_MAX = 63
-#: One input range per row (token) instead of one per call; None (the default) turns it
-#: on where the int8 kernels are fast enough to pay for it (oneDNN with AMX, see
-#: :func:`engine`). A call's single range has to cover its largest row, and ``[CLS]``'s
-#: feed-forward activations are 4-8x the median row's in BERT's first layers, which
-#: leaves the other rows a few levels only. Per row, each row's ``[min, max]`` is mapped
-#: onto ``[-1, 1]`` before the kernel quantises the call, and the output is mapped back:
-#: ``W x = h (W x') + c (W 1)`` for ``x = h x' + c``. The minimum embedding cosine to
-#: fp32 goes from 0.95-0.96 to 0.989 (4,096 SST-2 sentences). It costs four passes over
-#: the input and two over the output: on a 2-core Sapphire Rapids with oneDNN, as fast
-#: as one range per call with FBGEMM; with FBGEMM, 26 % slower than without.
-PER_ROW: bool | None = None
+#: One input range per row (token) instead of one per call (off by default; set it
+#: before the first int8 prediction). Each row's ``[min, max]`` is mapped onto
+#: ``[-1, 1]`` before the kernel quantises the call, and the output is mapped back:
+#: ``W x = h (W x') + c (W 1)`` for ``x = h x' + c``. Loud rows then no longer set the
+#: scale of quiet ones: minimum embedding cosine to fp32 0.992 -> 0.996 with the
+#: outlier channels (0.959 -> 0.989 without them; 4,096 SST-2 sentences). It costs four
+#: passes over the input and two over the output: 12 % of an int8 pass with oneDNN on a
+#: 2-core Sapphire Rapids, 26 % with FBGEMM.
+PER_ROW: bool = False
 #: Outlier input channels: those whose largest |value| in a call exceeds
 #: ``OUTLIER_RATIO`` times the median channel's, at most ``OUTLIER_SHARE`` of the
 #: channels (the largest first), leave the kernel's input and are multiplied by their
@@ -82,8 +77,9 @@ PER_ROW: bool | None = None
 #: with the outliers found per call). BERT's [CLS] and separator rows put most of
 #: their magnitude into one channel (the "massive activations"; 19 times the row's
 #: standard deviation in all-MiniLM-L6-v2), which left the rest of those rows a few
-#: levels. Minimum embedding cosine to fp32 (4,096 SST-2 sentences): 0.989 -> 0.996
-#: per row, 0.959 -> 0.992 with one range per call; 5-10 % more time.
+#: levels. Minimum embedding cosine to fp32 (4,096 SST-2 sentences): 0.959 -> 0.992
+#: with one range per call, 0.989 -> 0.996 per row; about 30 % more time with one
+#: range per call (the column pass, and the fp32 product over the whole output).
 OUTLIER_RATIO = 3.0
 OUTLIER_SHARE = 1 / 32
 
@@ -101,7 +97,7 @@ def engine() -> str:
 
 def default_per_row() -> bool:
     """Whether new :class:`Int8Linear` layers quantise per row (see :data:`PER_ROW`)."""
-    return engine() == "onednn" if PER_ROW is None else bool(PER_ROW)
+    return bool(PER_ROW)
 
 
 def _prepack(weight: torch.Tensor, bias: torch.Tensor | None):
