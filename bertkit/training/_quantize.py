@@ -9,7 +9,7 @@ and the task heads stay fp32.
 These choices keep it close to fp32 on BERT, whose activations have a few channels far
 larger than the rest and a few tokens (``[CLS]`` above all) far larger than the rest
 (all-MiniLM-L6-v2, 4,096 SST-2 sentences, embedding cosine to fp32: minimum 0.992 and
-mean 0.998, the default; 0.996 and 0.9993 with per-row ranges, 12 % slower; 0.885 and
+mean 0.998, the default; 0.996 and 0.9993 with per-row ranges, 10-25 % slower; 0.885 and
 0.966 with PyTorch's ``quantize_dynamic``; see docs/performance.md):
 
 - Inputs use the full 8 bits; PyTorch's dynamic ``Linear`` uses 7 (``reduce_range``).
@@ -67,7 +67,7 @@ SAFE_WEIGHT_MAX = 63
 #: ``W x = h (W x') + c (W 1)`` for ``x = h x' + c``. Loud rows then no longer set the
 #: scale of quiet ones: minimum embedding cosine to fp32 0.992 -> 0.996 with the
 #: outlier channels (0.959 -> 0.989 without them; 4,096 SST-2 sentences). It costs four
-#: passes over the input and two over the output: 12 % of an int8 pass with oneDNN on a
+#: passes over the input and two over the output: 10-25 % of an int8 pass with oneDNN on a
 #: 2-core Sapphire Rapids, 26 % with FBGEMM.
 PER_ROW: bool = False
 #: Outlier input channels: those whose largest |value| in a call exceeds
