@@ -216,9 +216,9 @@ class Int8Linear(nn.Module):
     def outlier_channels(self, rows: torch.Tensor) -> torch.Tensor | None:
         """Sorted indices of the input channels that :data:`OUTLIER_RATIO` and
         :data:`OUTLIER_SHARE` take out of the int8 kernel's input, or None."""
-        most = max(1, int(self.in_features * OUTLIER_SHARE)) if OUTLIER_SHARE > 0 else 0
-        if not most or not len(rows):
+        if OUTLIER_SHARE <= 0 or not len(rows):
             return None
+        most = max(1, int(self.in_features * OUTLIER_SHARE))
         peak = torch.maximum(rows.amax(0), rows.amin(0).neg_())
         top = peak.topk(most)
         channels = top.indices[top.values > OUTLIER_RATIO * peak.median()]
