@@ -336,6 +336,27 @@ def test_long_sentences_in_fit_are_split_into_windows(tiny_model_dir):
     assert est.score(long_x, long_y) > 0.9
 
 
+@pytest.mark.parametrize(("max_length", "stride", "want"), [(128, None, 32), (512, None, 32), (16, None, 4),
+                                                           (34, None, 8), (8, None, 2), (16, 9, 9)])
+def test_stride_none_is_a_quarter_of_max_length_at_most_32(max_length, stride, want):
+    # With max_length >= 8 (its lower bound), a quarter always leaves windows room to advance.
+    for cls in (BertTokenClassifier, bertkit.BertClassifier, bertkit.BertEmbedder, bertkit.BertCausalLM):
+        assert cls(model="/nonexistent/model", max_length=max_length, stride=stride)._window_stride() == want
+
+
+def test_default_stride_works_with_a_short_max_length(tiny_model_dir):
+    # stride=32 by default used to refuse any max_length <= 34 before fitting anything.
+    long_x = [["the", "cat", "zebra", "rex", "on", "the", "mat"] * 4] * 3
+    long_y = [["O", "B-ANI", "O", "I-ANI", "O", "O", "B-OBJ"] * 4] * 3
+    est = BertTokenClassifier(model=tiny_model_dir, **{**FAST, "max_length": 16})
+    assert est.stride is None
+    est.fit(long_x + TOY_X, long_y + TOY_Y)
+    assert est.score(long_x, long_y) > 0.9
+    plan = est._plan(est._tokenize(long_x[:1], est.tokenizer_), est.tokenizer_)
+    (_, s0, e0), (_, s1, _) = plan.spans[:2]
+    assert 0 < e0 - s1 <= 4 + 8 and s1 > s0  # windows share about stride=4 pieces, and advance
+
+
 def test_label_all_tokens_trains_every_piece(tiny_model_dir):
     est = BertTokenClassifier(model=tiny_model_dir, label_all_tokens=True, aggregation="mean",
                               **FAST)

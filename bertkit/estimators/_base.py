@@ -43,6 +43,8 @@ __all__ = ["BertEstimatorBase", "COMMON_CONSTRAINTS", "ESTIMATORS", "load"]
 META_FILE = "bertkit.json"
 #: ``transform``/``predict`` tokenise and run this many texts at a time.
 STREAM_TEXTS = 8192
+#: The most tokens consecutive windows share when ``stride=None`` (a quarter of max_length below 128).
+DEFAULT_STRIDE = 32
 
 #: Estimator classes by name, for :func:`bertkit.load` (filled by ``__init_subclass__``).
 ESTIMATORS: dict[str, type] = {}
@@ -63,7 +65,7 @@ COMMON_CONSTRAINTS: dict[str, list] = {
     "validation_fraction": [Interval(Real, 0, 1, closed="neither"), None],
     "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), None],
     "long_text": [StrOptions({"truncate", "window"})],
-    "stride": [Interval(Integral, 0, None, closed="left")],
+    "stride": [Interval(Integral, 0, None, closed="left"), None],
     "window_pooling": [StrOptions({"mean", "max"})],
     "attention": [str],
     "device": [str],
@@ -287,12 +289,10 @@ class BertEstimatorBase(BaseEstimator):
         tokenizer = tokenizer if tokenizer is not None else self.tokenizer_
         # Estimators without these parameters (multiple choice, NSP) truncate.
         window = getattr(self, "long_text", "truncate") == "window"
-        if window and self.stride >= self.max_length - tokenizer.num_special_tokens_to_add(texts.second is not None):
-            raise InputError(
-                f"The 'stride' parameter of {type(self).__name__} ({self.stride}) must be smaller "
-                f"than max_length ({self.max_length}) minus the special tokens; windows would not advance."
-            )
-        settings = (_fingerprint(tokenizer), self.max_length, window, self.stride if window else 0)
+        stride = self._window_stride() if window else 0
+        if window:
+            self._check_stride(tokenizer.num_special_tokens_to_add(texts.second is not None))
+        settings = (_fingerprint(tokenizer), self.max_length, window, stride)
         keys = texts.keys()
         pairs = texts.second is not None
         cached = CACHES.tokenised(
@@ -310,6 +310,21 @@ class BertEstimatorBase(BaseEstimator):
             n_examples=len(keys),
         )
 
+    def _window_stride(self) -> int:
+        """Tokens shared by consecutive windows: ``stride``, or for None a quarter of ``max_length``, at most 32."""
+        stride = getattr(self, "stride", 0)
+        return min(DEFAULT_STRIDE, self.max_length // 4) if stride is None else int(stride)
+
+    def _check_stride(self, n_special: int) -> None:
+        """Refuse a stride with which windows of ``max_length`` (``n_special`` of them special) would not advance."""
+        stride = self._window_stride()  # None always passes: max_length >= 8
+        if stride >= self.max_length - n_special:
+            raise InputError(
+                f"The 'stride' parameter of {type(self).__name__} ({stride}) must be smaller than "
+                f"max_length ({self.max_length}) minus the {n_special} special tokens; windows would "
+                f"not advance. Lower stride or raise max_length."
+            )
+
     def _tokenise_texts(self, tokenizer, keys, *, pairs: bool, window: bool) -> dict:
         """Per key (a text, or a pair), its rows: ``(input_ids, token_type_ids or None)`` per window."""
         first = [k[0] for k in keys] if pairs else list(keys)
@@ -319,7 +334,7 @@ class BertEstimatorBase(BaseEstimator):
                 first, second,
                 truncation=("only_second" if pairs else "longest_first") if window else "longest_first",
                 max_length=self.max_length,
-                stride=self.stride if window else 0,
+                stride=self._window_stride() if window else 0,
                 return_overflowing_tokens=window,
                 return_attention_mask=False,
             )

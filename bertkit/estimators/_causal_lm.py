@@ -107,8 +107,9 @@ class BertCausalLM(FromPretrained, DensityMixin, BertEstimatorBase):
         context only, and a window's closing ``[SEP]`` is predicted only in a text's
         last window. Use it for documents (e.g. WikiText articles) and to score
         long texts fully.
-    stride : int, default=32
-        Tokens shared by consecutive windows (context for the next window).
+    stride : int or None, default=None
+        Tokens shared by consecutive windows (context for the next window). None takes
+        a quarter of ``max_length``, at most 32 (32 for the default ``max_length``).
     attention, device, precision, random_state, verbose
         As in :class:`~bertkit.BertClassifier`.
 
@@ -175,7 +176,7 @@ class BertCausalLM(FromPretrained, DensityMixin, BertEstimatorBase):
         validation_fraction=None,
         n_iter_no_change=None,
         long_text="truncate",
-        stride=32,
+        stride=None,
         attention="sdpa",
         device="auto",
         precision="auto",
@@ -315,7 +316,7 @@ class BertCausalLM(FromPretrained, DensityMixin, BertEstimatorBase):
                 nll = float(total.sum() / max(count.sum(), 1))
                 return {"valid_loss": nll, "valid_score": -nll}
 
-        stride = self.stride if self.long_text == "window" else 0
+        stride = self._window_stride() if self.long_text == "window" else 0
 
         def prepare_batch(inputs, examples):
             lengths = inputs["attention_mask"].sum(dim=1).tolist()
@@ -342,7 +343,7 @@ class BertCausalLM(FromPretrained, DensityMixin, BertEstimatorBase):
         """Per text: the summed negative log-likelihood of its predicted tokens, and their count."""
         rows = self._predict(encoded, _per_token_nll, "score", model=model, pad_id=pad_id, ragged=True)
         windows = _split_windows(encoded)
-        stride = self.stride if self.long_text == "window" else 0
+        stride = self._window_stride() if self.long_text == "window" else 0
         total = np.zeros(encoded.n_examples, dtype=np.float64)
         count = np.zeros(encoded.n_examples, dtype=np.int64)
         for r, values in enumerate(rows):

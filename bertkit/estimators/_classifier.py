@@ -67,8 +67,9 @@ class BertClassifier(FromPretrained, ClassifierMixin, BertEstimatorBase):
     threshold : float or "tune", default=0.5
         Multi-label decision threshold, or tune one per label (best F1 on the validation split).
     long_text : {"truncate", "window"}, default="truncate"
-    stride : int, default=32
-        Tokens shared by consecutive windows.
+    stride : int or None, default=None
+        Tokens shared by consecutive windows. None takes a quarter of ``max_length``,
+        at most 32 (32 for the default ``max_length``).
     window_pooling : {"mean", "max"}, default="mean"
         How window logits combine into one per text, in fit and predict alike.
     attention : str, default="sdpa"
@@ -147,7 +148,7 @@ class BertClassifier(FromPretrained, ClassifierMixin, BertEstimatorBase):
         class_weight=None,
         threshold=0.5,
         long_text="truncate",
-        stride=32,
+        stride=None,
         window_pooling="mean",
         attention="sdpa",
         device="auto",

@@ -47,7 +47,9 @@ class BertEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BertEstima
     batch_size : int, default=32
         Inference batches hold up to ``batch_size * max_length`` tokens.
     long_text : {"truncate", "window"}, default="truncate"
-    stride : int, default=32
+    stride : int or None, default=None
+        Tokens shared by consecutive windows; None takes a quarter of ``max_length``,
+        at most 32.
     window_pooling : {"mean", "max"}, default="mean"
         How the vectors of one text's windows combine.
     attention, device, precision, verbose
@@ -88,7 +90,7 @@ class BertEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BertEstima
         max_length=256,
         batch_size=32,
         long_text="truncate",
-        stride=32,
+        stride=None,
         window_pooling="mean",
         attention="sdpa",
         device="auto",

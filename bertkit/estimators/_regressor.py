@@ -65,7 +65,7 @@ class BertRegressor(FromPretrained, RegressorMixin, BertEstimatorBase):
         validation_fraction=None,
         n_iter_no_change=None,
         long_text="truncate",
-        stride=32,
+        stride=None,
         window_pooling="mean",
         attention="sdpa",
         device="auto",

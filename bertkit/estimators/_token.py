@@ -79,9 +79,10 @@ class BertTokenClassifier(FromPretrained, BertEstimatorBase):
         or a local Hugging Face-format folder.
     max_length : int, default=128
         Tokens per window (special tokens included).
-    stride : int, default=32
+    stride : int or None, default=None
         Tokens (about; windows start and end on word boundaries) shared by consecutive
-        windows of a long sentence. Must be smaller than ``max_length - 2``.
+        windows of a long sentence. Must be smaller than ``max_length - 2``. None takes
+        a quarter of ``max_length``, at most 32 (32 for the default ``max_length``).
     label_all_tokens : bool, default=False
         Train on every sub-token of a word (with the word's tag), not only the first.
     aggregation : {"first", "mean", "max"}, default="first"
@@ -158,7 +159,7 @@ class BertTokenClassifier(FromPretrained, BertEstimatorBase):
         *,
         model="default",
         max_length=128,
-        stride=32,
+        stride=None,
         label_all_tokens=False,
         aggregation="first",
         scheme="iob2",
@@ -237,7 +238,7 @@ class BertTokenClassifier(FromPretrained, BertEstimatorBase):
         weights = None
         if sample_weight is not None:
             weights = _check_sample_weight(sample_weight, np.empty((len(sentences), 1)))
-        self._check_stride()
+        self._check_stride(2)
         classes = np.asarray(sorted({tag for row in tags for tag in row}), dtype=str)
         targets = [np.searchsorted(classes, np.asarray(row, dtype=str)) for row in tags]
         start = start_fit(self)
@@ -322,7 +323,7 @@ class BertTokenClassifier(FromPretrained, BertEstimatorBase):
         (2, 9)
         """
         check_is_fitted(self, "model_")
-        self._check_stride()
+        self._check_stride(2)
         sentences = check_sentences(X, type(self).__name__)
         pieces = self._tokenize(sentences, self.tokenizer_)
         return self._word_proba(self.model_, self.tokenizer_, pieces, "predict")
@@ -402,14 +403,6 @@ class BertTokenClassifier(FromPretrained, BertEstimatorBase):
             )
         return key
 
-    def _check_stride(self) -> None:
-        if self.stride >= self.max_length - 2:
-            raise InputError(
-                f"The 'stride' parameter of {type(self).__name__} ({self.stride}) must be smaller "
-                f"than max_length ({self.max_length}) minus the 2 special tokens; windows would "
-                f"not advance. Lower stride or raise max_length."
-            )
-
     def _tokenize(self, sentences: list[list[str]], tokenizer) -> list[tuple[np.ndarray, ...]]:
         """Per sentence: its pieces (no special tokens) and word bounds ``(n_words + 1,)``.
 
@@ -432,11 +425,11 @@ class BertTokenClassifier(FromPretrained, BertEstimatorBase):
 
     def _plan(self, pieces: list[tuple[np.ndarray, np.ndarray]], tokenizer) -> _Plan:
         """The windows of every sentence as model rows, and where each word is read from."""
-        budget = self.max_length - 2
+        budget, stride = self.max_length - 2, self._window_stride()
         cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
         rows, spans, choice = [], [], []
         for sentence, (ids, bounds) in enumerate(pieces):
-            windows = plan_windows(bounds, budget, self.stride)
+            windows = plan_windows(bounds, budget, stride)
             choice.append(choose_windows(bounds, windows) + len(spans))
             for s, e in windows:
                 row = np.empty(e - s + 2, dtype=np.int32)
