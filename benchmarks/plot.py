@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Draw the latest benchmark runs as one SVG (no plotting library needed).
 
-Reads ``results/embed.jsonl`` and ``results/finetune_sst2_8000.jsonl`` and draws, for the
+Reads ``results/embed.jsonl`` and ``results/finetune_sst2.jsonl`` (one epoch of SST-2) and draws, for the
 latest run of each (the records within ``--window`` minutes of its last record):
 embedding throughput per corpus and implementation (texts/s, median over the run's
 rounds, with the ratio to the fastest peer), and fine-tuning speed (real tokens/s)
@@ -86,7 +86,7 @@ class Svg:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(HERE.parent / "docs" / "benchmarks.svg"))
-    parser.add_argument("--window", type=float, default=20.0, help="minutes that make one run")
+    parser.add_argument("--window", type=float, default=40.0, help="minutes that make one run")
     a = parser.parse_args(argv)
     svg = Svg(760)
     embed = latest_run(HERE / "results" / "embed.jsonl", "embed", a.window)
@@ -103,14 +103,15 @@ def main(argv=None) -> None:
             items += [(OURS[i], v, True, f"  ({v / best:.2f}x the fastest peer)")
                       for i, v in sorted(ours.items(), key=lambda kv: kv[1])]
             svg.bars(f"Embeddings, {name} ({day}, 2 threads)", items, "texts/s")
-    tune = latest_run(HERE / "results" / "finetune_sst2_8000.jsonl", "finetune", a.window)
+    tune = latest_run(HERE / "results" / "finetune_sst2.jsonl", "finetune", a.window)
     if tune:
         speed = medians(tune, "task", "real_tokens_per_s")
         day = max(_time(r) for r in tune).strftime("%Y-%m-%d")
         trainer = speed.get(("sst2", "hf-trainer-grouped"))
         ours = speed.get(("sst2", "bertkit"))
         if trainer and ours:
-            svg.bars(f"Fine-tuning, 8,000 SST-2 sentences, 1 epoch ({day}, 2 threads)",
+            sentences = max(r["n_train"] for r in tune)
+            svg.bars(f"Fine-tuning, {sentences:,} SST-2 sentences, 1 epoch ({day}, 2 threads)",
                      [(PEERS["hf-trainer-grouped"], trainer, False, ""),
                       ("bertkit", ours, True, f"  ({ours / trainer:.2f}x)")], "real tokens/s")
     Path(a.out).write_text(svg.render())
