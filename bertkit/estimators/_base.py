@@ -296,7 +296,7 @@ class BertEstimatorBase(BaseEstimator):
         keys = texts.keys()
         pairs = texts.second is not None
         cached = CACHES.tokenised(
-            settings, keys, lambda chunk: self._tokenise_texts(tokenizer, chunk, pairs=pairs, window=window))
+            settings, keys, lambda chunk: self._tokenise_texts(tokenizer, chunk, pairs=pairs, window=window, stride=stride))
         input_ids, token_types, owner = [], [], []
         for i, rows in enumerate(cached):
             for ids, types in rows:
@@ -325,7 +325,7 @@ class BertEstimatorBase(BaseEstimator):
                 f"not advance. Lower stride or raise max_length."
             )
 
-    def _tokenise_texts(self, tokenizer, keys, *, pairs: bool, window: bool) -> dict:
+    def _tokenise_texts(self, tokenizer, keys, *, pairs: bool, window: bool, stride: int) -> dict:
         """Per key (a text, or a pair), its rows: ``(input_ids, token_type_ids or None)`` per window."""
         first = [k[0] for k in keys] if pairs else list(keys)
         second = [k[1] for k in keys] if pairs else None
@@ -334,7 +334,7 @@ class BertEstimatorBase(BaseEstimator):
                 first, second,
                 truncation=("only_second" if pairs else "longest_first") if window else "longest_first",
                 max_length=self.max_length,
-                stride=self._window_stride() if window else 0,
+                stride=stride,
                 return_overflowing_tokens=window,
                 return_attention_mask=False,
             )
