@@ -1,5 +1,5 @@
-"""Shortcuts in the encoder that must not change results: ``first_token_only`` and the
-CPU dropout mask.
+"""Shortcuts in the encoder that must not change results: ``first_token_only``, the
+CPU dropout mask, feed-forward slices and the short-row softmax.
 
 The full forward is checked against transformers in test_parity.py; here each shortcut
 is checked against the full path, outputs and gradients, on tiny random models.
@@ -152,3 +152,53 @@ def test_feed_forward_in_slices_equals_the_whole(monkeypatch, packed):
     torch.testing.assert_close(sliced, whole, atol=1e-6, rtol=0)
     tokens = int(inputs["attention_mask"].sum()) if packed else 4 * 13
     assert seen == [step] * (tokens // step) + ([tokens % step] if tokens % step else [])
+
+
+@pytest.mark.parametrize("keys", [1, 2, 5, 13, 15, 16, 17, 40])
+def test_short_row_softmax_equals_torch(keys):
+    """``softmax_`` (whole-tensor ops below CPU_SHORT_SOFTMAX keys) against torch.softmax,
+    with masked keys (the dtype's minimum, as the attention bias writes it) and rows
+    whose keys are all masked."""
+    from bertkit.attention import CPU_SHORT_SOFTMAX, softmax_
+
+    g = torch.Generator().manual_seed(keys)
+    scores = torch.randn(3, 4, 7, keys, generator=g) * 30
+    scores[0, :, :, keys // 2:] = torch.finfo(scores.dtype).min  # half the keys masked
+    scores[1, 2] = torch.finfo(scores.dtype).min  # every key masked: uniform, as torch gives
+    expected = torch.softmax(scores, dim=-1)
+    got = softmax_(scores.clone())
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-7)
+    assert torch.isfinite(got).all()
+    if keys < CPU_SHORT_SOFTMAX:  # the short path works in place: no new tensor per call
+        owned = scores.clone()
+        assert softmax_(owned).data_ptr() == owned.data_ptr()
+
+
+def test_short_row_softmax_keeps_gradients():
+    """With gradients recorded it must not write in place (autograd needs its input)."""
+    from bertkit.attention import softmax_
+
+    scores = torch.randn(2, 3, 5, 9, requires_grad=True)
+    weights = torch.randn(2, 3, 5, 9)
+    (softmax_(scores * 1.0) * weights).sum().backward()
+    expected = torch.autograd.grad((torch.softmax(scores, -1) * weights).sum(), scores)[0]
+    torch.testing.assert_close(scores.grad, expected)
+
+
+@pytest.mark.parametrize("keys", [6, 24])
+def test_eager_attention_with_bias_equals_the_formula(keys):
+    """``eager_attention`` scales and adds the bias in place: the result is still
+    softmax(q k^T * scale + bias) v, and the caller's bias is left alone."""
+    from bertkit.attention import eager_attention
+
+    g = torch.Generator().manual_seed(keys)
+    q = torch.randn(2, 3, 4, 8, generator=g)
+    k, v = (torch.randn(2, 3, keys, 8, generator=g) for _ in range(2))
+    bias = torch.zeros(2, 1, 1, keys)
+    bias[1, ..., keys // 2:] = torch.finfo(bias.dtype).min
+    kept = bias.clone()
+    context, probs = eager_attention(q, k, v, bias=bias, dropout_p=0.0, scale=0.3, head_mask=None, need_weights=True)
+    expected_probs = torch.softmax(q @ k.transpose(-1, -2) * 0.3 + bias, dim=-1)
+    torch.testing.assert_close(probs, expected_probs)
+    torch.testing.assert_close(context, expected_probs @ v)
+    assert torch.equal(bias, kept)
