@@ -202,3 +202,25 @@ def test_eager_attention_with_bias_equals_the_formula(keys):
     torch.testing.assert_close(probs, expected_probs)
     torch.testing.assert_close(context, expected_probs @ v)
     assert torch.equal(bias, kept)
+
+
+@pytest.mark.parametrize("act", ["gelu", "gelu_new", "relu", "silu", "tanh", "mish", "quick_gelu"])
+@pytest.mark.parametrize("packed", [False, True])
+def test_inference_in_place_activations_and_adds_equal_the_autograd_path(act, packed):
+    """Without autograd the feed-forward activation and the residual adds write into
+    their temporaries; every output (hidden states included) must equal the path
+    autograd takes, and the caller's inputs stay untouched."""
+    model = _model(hidden_act=act).eval()
+    batch = _batch()
+    embeds = model.embeddings.word_embeddings(batch["input_ids"]).detach()
+    kept = embeds.clone()
+    kwargs = dict(attention_mask=batch["attention_mask"], token_type_ids=batch["token_type_ids"],
+                  output_hidden_states=True, packed=packed)
+    expected = model(inputs_embeds=embeds, **kwargs)  # grad enabled: out of place
+    with torch.inference_mode():
+        got = model(inputs_embeds=embeds, **kwargs)
+    assert torch.equal(embeds, kept)
+    # (not bit for bit: inference also takes the short-row softmax)
+    torch.testing.assert_close(got.last_hidden_state, expected.last_hidden_state, rtol=1e-5, atol=1e-6)
+    for a, b in zip(got.hidden_states, expected.hidden_states, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
