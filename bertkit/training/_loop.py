@@ -301,6 +301,41 @@ def release_memory() -> None:
         trim(0)
 
 
+#: glibc's ``(M_MMAP_THRESHOLD, M_TRIM_THRESHOLD)`` from the first prediction on (bytes),
+#: or None to leave the C library's own. By default glibc hands the free top of the heap
+#: back to the system whenever it passes a threshold that grows with the largest block
+#: freed so far. Every inference batch frees tens of MB of activations at once, so the
+#: next batch faults its pages in anew: 60,000-300,000 page faults per pass over the
+#: 4,096 SST-2 sentences. These values are where glibc's own rule tops out on 64-bit
+#: systems (once a 32 MB block has been freed), set from the start: a few hundred
+#: faults per pass, and a pass 3-9 % faster (five pairs of processes, 2 threads). The
+#: resident size stays bounded by :class:`HeapGuard` and :func:`release_memory`, which
+#: trim explicitly; the peak grew by 22 MB (681 against 659 MB, median of five).
+HEAP_THRESHOLDS: tuple[int, int] | None = (32 << 20, 64 << 20)
+
+
+def tune_heap() -> bool:
+    """Apply :data:`HEAP_THRESHOLDS` through glibc's ``mallopt`` (once per process and
+    setting); True when they are in force. A no-op where the C library is not glibc."""
+    if HEAP_THRESHOLDS is None:
+        return False
+    if _TUNED.get("thresholds") == HEAP_THRESHOLDS:
+        return True
+    mallopt = _mallopt()
+    if mallopt is None:
+        return False
+    mmap_threshold, trim_threshold = HEAP_THRESHOLDS
+    ok = bool(mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold))) and bool(mallopt(_M_TRIM_THRESHOLD, int(trim_threshold)))
+    if ok:
+        _TUNED["thresholds"] = HEAP_THRESHOLDS
+        logger.debug("glibc heap thresholds set: mmap %d, trim %d bytes", mmap_threshold, trim_threshold)
+    return ok
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
+_TUNED: dict[str, tuple[int, int]] = {}
+
+
 #: During a prediction, the heap is trimmed whenever the resident size has grown by
 #: more than this since the call began or since the last trim (bytes).
 HEAP_SLACK = 256 * 2**20
@@ -319,6 +354,7 @@ class HeapGuard:
     """
 
     def __init__(self, slack: int | None = None):
+        tune_heap()
         self.slack = HEAP_SLACK if slack is None else slack
         resident = _resident_bytes()
         self.enabled = _malloc_trim() is not None and resident is not None
@@ -348,13 +384,21 @@ def _page_size() -> int:
 
 
 @functools.cache
-def _malloc_trim():
+def _glibc_function(name: str):
     if not sys.platform.startswith("linux"):
         return None
     try:
-        return ctypes.CDLL("libc.so.6").malloc_trim
+        return getattr(ctypes.CDLL("libc.so.6"), name)
     except (OSError, AttributeError):  # musl and other C libraries
         return None
+
+
+def _malloc_trim():
+    return _glibc_function("malloc_trim")
+
+
+def _mallopt():
+    return _glibc_function("mallopt")
 
 
 def _to_float(outputs):
