@@ -203,8 +203,10 @@ CPU_SHORT_SOFTMAX = 16
 
 def softmax_(scores: torch.Tensor) -> torch.Tensor:
     """Softmax over the last dimension, in place where that is allowed (the result
-    may be ``scores`` itself, so callers pass a tensor they own)."""
+    may be ``scores`` itself, so callers pass a tensor they own). Half-precision scores
+    take PyTorch's kernel, which accumulates in fp32."""
     if (scores.device.type != "cpu" or scores.shape[-1] >= CPU_SHORT_SOFTMAX
+            or scores.dtype not in (torch.float32, torch.float64)
             or (scores.requires_grad and torch.is_grad_enabled())):
         return torch.softmax(scores, dim=-1)
     scores.sub_(scores.amax(-1, keepdim=True)).exp_()

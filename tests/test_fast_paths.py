@@ -174,6 +174,13 @@ def test_short_row_softmax_equals_torch(keys):
         assert softmax_(owned).data_ptr() == owned.data_ptr()
 
 
+def test_short_row_softmax_leaves_half_precision_to_torch():
+    from bertkit.attention import softmax_
+
+    scores = (torch.randn(2, 3, 5, 9) * 10).bfloat16()
+    assert torch.equal(softmax_(scores.clone()), torch.softmax(scores, dim=-1))
+
+
 def test_short_row_softmax_keeps_gradients():
     """With gradients recorded it must not write in place (autograd needs its input)."""
     from bertkit.attention import softmax_
